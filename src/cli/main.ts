@@ -1,4 +1,128 @@
+/**
+ * `vmaccess` command line. Exit codes (CONTRACT): 0 success, 1 runtime failure, 2 bad usage.
+ * Every error is one line on stderr.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, loadConfig, type Config } from '../config.js';
+import { createLogger } from '../log.js';
+import { openCore } from '../app.js';
+import { AdminRequestError, LocalAdmin, RemoteAdmin, type AdminOperations } from '../admin/admin.js';
+import { findRunningServer } from '../runtime/server-runtime.js';
+import type { AuditEvent } from '../store/audit.js';
+import { runServer } from '../server.js';
+
+const HELP = `vmaccess — voicemail access server for hosted-PBX operators
+
+Usage:
+  vmaccess serve [--demo]                          run the server (SIGTERM/SIGINT: drain calls, exit 0)
+  vmaccess migrate                                 apply SQL migrations and exit
+  vmaccess demo                                    seed the demo tenant and exit (idempotent)
+  vmaccess audit --domain D [--mailbox M] [--json] print audit events, oldest first
+  vmaccess --help                                  this text
+
+Configuration comes from environment variables (SIP_ADDRESS, SIP_PORT, DATABASE_URL, DATA_DIR,
+REDIS_URL, PIN_PEPPER, TRUSTED_SIP_PEERS, DEFAULT_DOMAIN, LOG_LEVEL, ...); see README.md.
+Exit codes: 0 success, 1 runtime failure, 2 bad usage.
+`;
+
+/** Bad command-line usage: exit 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+function parse(args: string[], options: ParseArgsConfig['options']): ReturnType<typeof parseArgs> {
+  try {
+    return parseArgs({ args, options, allowPositionals: false, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+}
+
+function fail(message: string): void {
+  process.stderr.write(`vmaccess: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+}
+
+/** The admin operations for this data directory: through the running server if there is one. */
+async function withAdmin<T>(config: Config, fn: (admin: AdminOperations) => Promise<T>): Promise<T> {
+  const server = await findRunningServer(config.dataDir);
+  if (server !== null) return fn(new RemoteAdmin(server.adminUrl, server.adminToken));
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, process.stderr);
+  const core = await openCore(config, logger, { migrate: true });
+  try {
+    return await fn(new LocalAdmin(core));
+  } finally {
+    await core.close();
+  }
+}
+
+function formatAuditLine(e: AuditEvent): string {
+  return [e.at, e.domain, e.mailbox, e.event, e.channel, e.actor, e.callId ?? '-'].join('  ');
+}
+
+async function dispatch(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(HELP);
+    return command === undefined ? 2 : 0;
+  }
+  switch (command) {
+    case 'serve': {
+      const { values } = parse(rest, { demo: { type: 'boolean', default: false } });
+      const config = loadConfig(process.env, { demo: values.demo === true });
+      return runServer(config, { demo: values.demo === true });
+    }
+    case 'migrate': {
+      parse(rest, {});
+      const config = loadConfig(process.env);
+      const applied = await withAdmin(config, (admin) => admin.migrate());
+      process.stdout.write(applied.length === 0 ? 'migrations: up to date\n' : `migrations applied: ${applied.join(', ')}\n`);
+      return 0;
+    }
+    case 'demo': {
+      parse(rest, {});
+      const config = loadConfig(process.env, { demo: true });
+      const result = await withAdmin(config, (admin) => admin.seedDemo());
+      process.stdout.write(result.inserted === 0
+        ? 'demo tenant: already present, nothing changed\n'
+        : `demo tenant: seeded (${result.inserted} rows)\n`);
+      return 0;
+    }
+    case 'audit': {
+      const { values } = parse(rest, {
+        domain: { type: 'string' }, mailbox: { type: 'string' }, json: { type: 'boolean', default: false },
+      });
+      const domain = values.domain;
+      if (typeof domain !== 'string' || domain === '') throw new UsageError('audit needs --domain D');
+      const mailbox = typeof values.mailbox === 'string' ? values.mailbox : undefined;
+      const config = loadConfig(process.env);
+      const events = await withAdmin(config, (admin) => admin.audit({ domain, mailbox }));
+      const out = events.map((e) => (values.json === true
+        ? JSON.stringify({ at: e.at, domain: e.domain, mailbox: e.mailbox, event: e.event, channel: e.channel, actor: e.actor, callId: e.callId })
+        : formatAuditLine(e)));
+      if (out.length > 0) process.stdout.write(out.join('\n') + '\n');
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command '${command}' (try vmaccess --help)`);
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
-  process.stdout.write(`vmaccess ${argv.join(' ')}\n`);
-  return 0;
+  try {
+    return await dispatch(argv);
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      fail(err.message);
+      return 2;
+    }
+    if (err instanceof AdminRequestError) {
+      fail(err.message);
+      return err.status === 400 ? 2 : 1;
+    }
+    fail(err instanceof Error ? err.message : String(err));
+    return 1;
+  }
 }

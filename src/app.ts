@@ -1,0 +1,40 @@
+/**
+ * The pieces every command shares — store, pepper, hasher, access-code service — opened once
+ * from a validated config. Engines and the HTTP endpoint are added by the server on top.
+ */
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import { AccessCodeHasher } from './domain/access-code-hasher.js';
+import { loadPepper } from './domain/pepper.js';
+import { AccessCodeService } from './mailbox/access-code-service.js';
+import { openDatabase, type Database } from './store/database.js';
+import { migrate } from './store/migrate.js';
+
+export interface Core {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly db: Database;
+  readonly hasher: AccessCodeHasher;
+  readonly accessCodes: AccessCodeService;
+  close(): Promise<void>;
+}
+
+export async function openCore(config: Config, logger: Logger, opts: { migrate: boolean }): Promise<Core> {
+  const pepper = await loadPepper({ env: config.pinPepper, databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+  try {
+    if (opts.migrate) {
+      const applied = await migrate(db, logger);
+      if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    }
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  const hasher = new AccessCodeHasher(pepper);
+  const accessCodes = new AccessCodeService({ db, hasher, logger });
+  return {
+    config, logger, db, hasher, accessCodes,
+    close: () => db.close(),
+  };
+}

@@ -1,0 +1,349 @@
+/**
+ * The embedded engine: our own SIP UAS (./sip) and RTP media (./rtp) in one process, so that
+ * `npm start` is a whole voicemail-access server on one box and the test suite can drive it with
+ * sipp over real sockets. Production runs the same router and IVR behind drachtio instead.
+ */
+import type { Config } from '../../config.js';
+import type { Logger } from '../../log.js';
+import { DEFAULT_IVR_SETTINGS, isDigit, type IvrSettings } from '../../ivr/types.js';
+import type { HealthCheck } from '../../http/http-server.js';
+import type { AccessCodeOperations } from '../session.js';
+import { CallSession } from '../session.js';
+import type { CallRouter, CallAddressing, RouteResult } from '../router.js';
+import type { CallEngine } from '../engine.js';
+import { EmbeddedCall } from './embedded-call.js';
+import { localAddressToward } from './local-address.js';
+import { buildAnswer, buildOffer, negotiate, negotiateAnswer, type NegotiatedMedia } from './sdp.js';
+import { MediaClock } from './rtp/media-clock.js';
+import { RtpPortAllocator, RtpPortsExhaustedError, type RtpSocketPair } from './rtp/port-allocator.js';
+import { PromptLibrary } from './rtp/prompt-library.js';
+import { RtpSession } from './rtp/rtp-session.js';
+import {
+  parseNameAddr, parseUri, SipEndpoint, type Dialog, type IncomingInvite, type SipRequest,
+} from './sip/index.js';
+import { parseDtmfInfo } from './dtmf-info.js';
+import { join } from 'node:path';
+import { randomInt } from 'node:crypto';
+
+export interface EmbeddedEngineOptions {
+  readonly config: Config;
+  readonly router: CallRouter;
+  readonly accessCodes: AccessCodeOperations;
+  readonly logger: Logger;
+}
+
+interface ActiveCall {
+  readonly callId: string;
+  readonly call: EmbeddedCall;
+  readonly session: CallSession;
+  readonly done: Promise<void>;
+}
+
+/** RFC 3261 §21.5.4: how long a refused caller should wait before trying again. */
+const RETRY_AFTER_BUSY_S = '5';
+const RETRY_AFTER_STORE_S = '30';
+
+export class EmbeddedEngine implements CallEngine {
+  private readonly endpoint: SipEndpoint;
+  private readonly clock = new MediaClock();
+  private readonly ports: RtpPortAllocator;
+  private readonly calls = new Map<string, ActiveCall>();
+  private readonly log: Logger;
+  private listening = false;
+
+  private constructor(private readonly opts: EmbeddedEngineOptions, private readonly prompts: PromptLibrary) {
+    const { config } = opts;
+    this.log = opts.logger.child({ engine: 'embedded' });
+    this.endpoint = new SipEndpoint({
+      address: config.sip.address,
+      port: config.sip.port,
+      advertisedHost: config.rtp.address ?? (config.sip.address === '0.0.0.0' || config.sip.address === '::' ? '127.0.0.1' : config.sip.address),
+      logger: this.log,
+      tcp: true,
+    });
+    this.endpoint.onInvite = (invite: IncomingInvite) => {
+      this.onInvite(invite).catch((err: unknown) => {
+        this.log.error({ err }, 'INVITE handling failed');
+        if (!invite.cancelled) this.safeReject(invite, 500, 'Server Internal Error');
+      });
+    };
+    const rtpBind = config.sip.address === '::' ? '::' : config.sip.address === '0.0.0.0' ? '0.0.0.0' : config.sip.address;
+    this.ports = new RtpPortAllocator({ address: rtpBind, min: config.rtp.portMin, max: config.rtp.portMax });
+  }
+
+  static async create(opts: EmbeddedEngineOptions): Promise<EmbeddedEngine> {
+    const prompts = await PromptLibrary.load(join(opts.config.promptsDir, 'en'));
+    return new EmbeddedEngine(opts, prompts);
+  }
+
+  get activeCalls(): number {
+    return this.calls.size;
+  }
+
+  get rtpPortsInUse(): number {
+    return this.ports.inUse;
+  }
+
+  get sipStats(): ReturnType<SipEndpoint['stats']> {
+    return this.endpoint.stats();
+  }
+
+  async start(): Promise<void> {
+    await this.endpoint.start();
+    this.listening = true;
+  }
+
+  describe(): Record<string, unknown> {
+    return {
+      address: this.endpoint.local.address,
+      port: this.endpoint.local.port,
+      transports: ['udp', 'tcp'],
+      rtpPorts: `${this.opts.config.rtp.portMin}-${this.opts.config.rtp.portMax}`,
+    };
+  }
+
+  health(): HealthCheck[] {
+    return [{ name: 'sip', check: () => Promise.resolve(this.listening) }];
+  }
+
+  async drain(graceMs: number): Promise<void> {
+    this.endpoint.acceptingCalls = false;
+    if (this.calls.size > 0) {
+      const all = Promise.all([...this.calls.values()].map((c) => c.done));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        all.then(() => false),
+        new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), graceMs); }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        this.log.warn({ activeCalls: this.calls.size }, 'grace period over: hanging up remaining calls');
+        for (const c of this.calls.values()) c.call.hangup();
+        // Give the BYEs a moment to be answered (Timer F would take 32 s; do not wait for that).
+        await Promise.race([Promise.all([...this.calls.values()].map((c) => c.done)), sleep(2000)]);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.listening = false;
+    for (const c of this.calls.values()) c.session.remoteHangup('shutdown');
+    await this.endpoint.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private safeReject(invite: IncomingInvite, status: number, reason: string, headers?: Record<string, string>): void {
+    try {
+      invite.reject(status, reason, headers);
+    } catch (err) {
+      this.log.debug({ err }, 'reject after final response');
+    }
+  }
+
+  private addressing(req: SipRequest, source: string): CallAddressing {
+    const ruri = parseUri(req.uri);
+    const to = parseNameAddr(req.headers.get('to') ?? '');
+    const from = parseNameAddr(req.headers.get('from') ?? '');
+    const toUri = parseUri(to.uri);
+    const fromUri = parseUri(from.uri);
+    const paiValue = req.headers.get('p-asserted-identity');
+    let assertedUser: string | undefined;
+    if (paiValue !== undefined) {
+      try {
+        const pai = parseUri(parseNameAddr(paiValue).uri);
+        assertedUser = pai.user;
+      } catch {
+        assertedUser = undefined;
+      }
+    }
+    return {
+      requestUser: ruri.user,
+      requestHost: ruri.host,
+      toHost: toUri.host,
+      fromUser: fromUri.user,
+      fromHost: fromUri.host,
+      assertedUser,
+      sourceAddress: source,
+    };
+  }
+
+  private async onInvite(invite: IncomingInvite): Promise<void> {
+    const req = invite.request;
+    const callId = req.headers.get('call-id') ?? '';
+    const log = this.log.child({ callId });
+
+    // Media first: an offer we cannot answer is refused before touching the store.
+    const contentType = (req.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+    const hasBody = req.body.length > 0;
+    let offered: NegotiatedMedia | null = null;
+    if (hasBody) {
+      if (contentType !== 'application/sdp') {
+        // RFC 3261 §21.4.13: say which body types we take.
+        this.safeReject(invite, 415, 'Unsupported Media Type', { Accept: 'application/sdp' });
+        return;
+      }
+      const result = negotiate(req.body.toString('utf8'));
+      if (!result.ok) {
+        log.info({ reason: result.reason }, 'INVITE refused: no usable audio');
+        // RFC 3261 §21.4.26 + Warning 305 (§20.43): incompatible media format.
+        this.safeReject(invite, 488, 'Not Acceptable Here', { Warning: '305 vmaccess "Incompatible media format"' });
+        return;
+      }
+      offered = result.media;
+    }
+
+    let route: RouteResult;
+    try {
+      route = await this.opts.router.route(this.addressing(req, invite.source.address));
+    } catch (err) {
+      log.error({ err }, 'routing failed: store unavailable');
+      this.safeReject(invite, 503, 'Service Unavailable', { 'Retry-After': RETRY_AFTER_STORE_S });
+      return;
+    }
+    if (route.kind !== 'routed') {
+      log.info({ result: route.kind }, 'INVITE refused: no such access number');
+      this.safeReject(invite, 404, 'Not Found');
+      return;
+    }
+    if (invite.cancelled) return;
+
+    let pair: RtpSocketPair;
+    try {
+      pair = await this.ports.allocate();
+    } catch (err) {
+      if (err instanceof RtpPortsExhaustedError) {
+        log.warn('RTP ports exhausted');
+        this.safeReject(invite, 503, 'Service Unavailable', { 'Retry-After': RETRY_AFTER_BUSY_S });
+        return;
+      }
+      throw err;
+    }
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.ports.release(pair);
+    };
+
+    try {
+      const towards = offered?.remote?.address ?? invite.source.address;
+      const localAddress = this.opts.config.rtp.address ?? await localAddressToward(towards);
+      const local = { address: localAddress, port: pair.rtpPort, sessionId: randomInt(1, 2 ** 31), sessionVersion: 1 };
+      const body = offered !== null ? buildAnswer(local, offered) : buildOffer(local);
+
+      if (this.opts.config.answerDelayMs > 0) {
+        invite.provisional(180, 'Ringing');
+        await sleep(this.opts.config.answerDelayMs);
+      }
+      if (invite.cancelled) {
+        release();
+        return;
+      }
+
+      let dialog: Dialog;
+      try {
+        dialog = await invite.accept({ contentType: 'application/sdp', content: body });
+      } catch (err) {
+        log.info({ err: (err as Error).message }, 'call not established');
+        release();
+        return;
+      }
+
+      let media = offered;
+      if (media === null) {
+        // Delayed offer: the answer to our offer is in the ACK (RFC 3261 §13.2.1).
+        const ackBody = dialog.ack?.body.toString('utf8') ?? '';
+        const answer = ackBody === '' ? null : negotiateAnswer(ackBody);
+        if (answer === null || !answer.ok) {
+          log.info('ACK carried no usable answer; ending the call');
+          await dialog.bye().catch(() => undefined);
+          release();
+          return;
+        }
+        media = answer.media;
+      }
+      this.startCall(dialog, media, pair, local, route, release, log);
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  private startCall(
+    dialog: Dialog, media: NegotiatedMedia, pair: RtpSocketPair,
+    local: { address: string; port: number; sessionId: number; sessionVersion: number },
+    route: Extract<RouteResult, { kind: 'routed' }>, release: () => void, log: Logger,
+  ): void {
+    const rtp = new RtpSession({
+      sockets: pair,
+      remote: media.remote,
+      codec: media.codec,
+      telephoneEventPayloadType: media.telephoneEventPayloadType,
+      clock: this.clock,
+      logger: log,
+    });
+    const { domain } = route.call;
+    const settings: IvrSettings = {
+      ...DEFAULT_IVR_SETTINGS,
+      noInputTimeoutMs: this.opts.config.ivr.noInputTimeoutMs,
+      interDigitTimeoutMs: this.opts.config.ivr.interDigitTimeoutMs,
+      accessCodeLength: { minLength: domain.accessCodeMinLength, maxLength: domain.accessCodeMaxLength },
+    };
+    let session: CallSession | null = null;
+    const call = new EmbeddedCall({
+      dialog, rtp, codec: media.codec.name, prompts: this.prompts, domain: domain.name, logger: log,
+      onHangup: () => undefined,
+    });
+    session = new CallSession({
+      call, domain: domain.name, entry: route.call.entry, settings,
+      accessCodes: this.opts.accessCodes, actor: route.call.actor, logger: this.opts.logger,
+    });
+    const s = session;
+    rtp.on('telephoneEvent', (digit) => s.digit(digit, 'rfc4733'));
+    dialog.on('bye', () => s.remoteHangup('bye'));
+    dialog.on('terminated', (reason: string) => {
+      if (reason !== 'localBye') s.remoteHangup(reason);
+    });
+    dialog.on('info', (req: SipRequest, respond: (status: number, reason: string) => void) => {
+      const digit = parseDtmfInfo(req.headers.get('content-type'), req.body.toString('utf8'));
+      if (digit === 'unsupported') {
+        respond(415, 'Unsupported Media Type');
+        return;
+      }
+      respond(200, 'OK');
+      if (digit !== null && isDigit(digit)) s.digit(digit, 'info');
+    });
+    let version = local.sessionVersion;
+    dialog.on('reinvite', (req: SipRequest, respond: (status: number, reason: string, body?: { contentType: string; content: string }) => void) => {
+      // RFC 3264 §8: a new offer in the dialog (hold, unhold, new media address).
+      const text = req.body.toString('utf8');
+      if (text === '') {
+        version += 1;
+        respond(200, 'OK', { contentType: 'application/sdp', content: buildOffer({ ...local, sessionVersion: version }) });
+        return;
+      }
+      const result = negotiate(text);
+      if (!result.ok || result.media.codec.name !== media.codec.name) {
+        respond(488, 'Not Acceptable Here');
+        return;
+      }
+      rtp.setRemote(result.media.remote);
+      version += 1;
+      respond(200, 'OK', { contentType: 'application/sdp', content: buildAnswer({ ...local, sessionVersion: version }, result.media) });
+    });
+
+    const done = s.ended.then(() => {
+      rtp.close();
+      release();
+      this.calls.delete(dialog.callId);
+    });
+    this.calls.set(dialog.callId, { callId: dialog.callId, call, session: s, done });
+    rtp.start();
+    s.start();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

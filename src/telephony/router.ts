@@ -1,0 +1,104 @@
+/**
+ * Decides what a new call is for — one router shared by both engines, so the embedded engine and
+ * drachtio answer the same INVITE the same way.
+ *
+ * CONTRACT: the domain is the first of Request-URI host, To host, From host that is a known
+ * domain, else DEFAULT_DOMAIN, else 404. The Request-URI user names a voicemail access number or
+ * an Auto Attendant number of that domain (a leading `+` is ignored), else 404.
+ */
+import type { TrustedPeers } from '../config.js';
+import type { Entry, Digit } from '../ivr/types.js';
+import type { Database } from '../store/database.js';
+import {
+  findAccessNumber, findDomain, findMailboxOwnedBy, listAutoAttendantOptions,
+} from '../store/directory.js';
+
+export interface CallAddressing {
+  /** Request-URI user and host. */
+  readonly requestUser: string | undefined;
+  readonly requestHost: string | undefined;
+  readonly toHost: string | undefined;
+  readonly fromUser: string | undefined;
+  readonly fromHost: string | undefined;
+  /** P-Asserted-Identity user (RFC 3325), if the request carried one. */
+  readonly assertedUser: string | undefined;
+  /** Network source of the request: the only thing trust is based on. */
+  readonly sourceAddress: string;
+}
+
+export interface RoutedCall {
+  readonly domain: { readonly id: number; readonly name: string; readonly accessCodeMinLength: number; readonly accessCodeMaxLength: number };
+  readonly entry: Entry;
+  /** Who acts, for audit rows: the asserted identity when trusted, otherwise marked unverified. */
+  readonly actor: string;
+  readonly trusted: boolean;
+}
+
+export type RouteResult =
+  | { readonly kind: 'routed'; readonly call: RoutedCall }
+  | { readonly kind: 'unknownDomain' }
+  | { readonly kind: 'unknownNumber'; readonly domain: string };
+
+export interface RouterOptions {
+  readonly db: Database;
+  readonly trustedPeers: TrustedPeers;
+  readonly defaultDomain: string | undefined;
+  /** Whether a mailbox already has an access code (first-time setup when it has none). */
+  readonly hasAccessCode: (domain: string, mailbox: string) => Promise<boolean | 'unavailable'>;
+}
+
+export class CallRouter {
+  constructor(private readonly opts: RouterOptions) {}
+
+  /** Throws (store unavailable) only when the database cannot be reached. */
+  async route(a: CallAddressing): Promise<RouteResult> {
+    const { db } = this.opts;
+    const candidates = [a.requestHost, a.toHost, a.fromHost]
+      .filter((h): h is string => h !== undefined && h !== '')
+      .map((h) => h.toLowerCase());
+    let domain = await findDomain(db, candidates);
+    if (domain === null && this.opts.defaultDomain !== undefined) domain = await findDomain(db, [this.opts.defaultDomain]);
+    if (domain === null) return { kind: 'unknownDomain' };
+
+    const number = a.requestUser ?? '';
+    const accessNumber = number === '' ? null : await findAccessNumber(db, domain.id, number);
+    if (accessNumber === null) return { kind: 'unknownNumber', domain: domain.name };
+
+    // RFC 3325 §5: a P-Asserted-Identity is only believed from inside the trust domain; so is
+    // the From user. Outside it the caller is whoever types the right account number and code.
+    const trusted = this.opts.trustedPeers.contains(a.sourceAddress);
+    const callerUser = a.assertedUser ?? a.fromUser;
+    const actor = trusted && callerUser !== undefined
+      ? `${callerUser}@${domain.name}`
+      : `unverified:${a.fromUser ?? 'anonymous'}@${a.fromHost ?? 'unknown'} via ${a.sourceAddress}`;
+    const base = { domain, actor, trusted };
+
+    if (accessNumber.kind === 'autoAttendant') {
+      const options = await listAutoAttendantOptions(db, domain.id, number);
+      return {
+        kind: 'routed',
+        call: {
+          ...base,
+          entry: {
+            kind: 'autoAttendant',
+            options: options.map((o) => ({
+              digit: o.digit as Digit,
+              action: o.action === 'transfer' ? 'transfer' as const : 'voicemailLogin' as const,
+              ...(o.target != null ? { target: o.target } : {}),
+            })),
+          },
+        },
+      };
+    }
+
+    if (trusted && callerUser !== undefined) {
+      const mailbox = await findMailboxOwnedBy(db, domain.id, callerUser);
+      if (mailbox !== null) {
+        const has = await this.opts.hasAccessCode(domain.name, mailbox.number);
+        if (has === 'unavailable') throw Object.assign(new Error('store unavailable'), { code: 'STORE_UNAVAILABLE' });
+        return { kind: 'routed', call: { ...base, entry: { kind: 'ownMailbox', mailbox: mailbox.number, firstTimeSetup: !has } } };
+      }
+    }
+    return { kind: 'routed', call: { ...base, entry: { kind: 'accountNumber' } } };
+  }
+}
