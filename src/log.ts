@@ -10,7 +10,7 @@ export type { Logger };
 export const REDACTED_PATHS: string[] = [
   'accessCode', '*.accessCode', 'newAccessCode', '*.newAccessCode',
   'digit', '*.digit', 'digits', '*.digits', 'buffer', '*.buffer',
-  'pin', '*.pin', 'code', '*.code', 'password', '*.password',
+  'pin', '*.pin', 'password', '*.password',
   'body', '*.body', 'sdp', '*.sdp', 'raw', '*.raw',
   'authorization', '*.authorization', 'token', '*.token',
 ];
