@@ -1,0 +1,116 @@
+/**
+ * The checks a UAS makes before acting on a request (RFC 3261 §8.2.1 – §8.2.3), as pure
+ * functions: each returns the rejection to send, or undefined to go on.
+ */
+import { splitList } from './grammar.js';
+import type { SipRequest } from './message.js';
+import { parseNameAddr } from './name-addr.js';
+import { uriScheme } from './uri.js';
+
+export interface Rejection {
+  status: number;
+  reason: string;
+  headers?: Record<string, string>;
+}
+
+export interface RequestPolicy {
+  allowedMethods: readonly string[];
+  /** Option tags we implement (Require / Supported, §8.2.2.3). */
+  supportedExtensions: readonly string[];
+}
+
+/** Methods defined by RFC 3261 and the extensions a peer is likely to send us. */
+export const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  'INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'REGISTER', 'INFO', 'PRACK', 'SUBSCRIBE', 'NOTIFY',
+  'UPDATE', 'MESSAGE', 'REFER', 'PUBLISH',
+]);
+
+/** Bodies we can take in an INVITE offer (§8.2.3). */
+export const ACCEPTED_INVITE_BODIES = 'application/sdp';
+
+export function allowHeader(policy: RequestPolicy): string {
+  return policy.allowedMethods.join(', ');
+}
+
+export function checkRequest(request: SipRequest, policy: RequestPolicy): Rejection | undefined {
+  return (
+    checkMaxForwards(request) ??
+    checkMethod(request, policy) ??
+    checkRequestUri(request) ??
+    checkRequire(request, policy) ??
+    checkInviteContent(request)
+  );
+}
+
+/** Max-Forwards 0: "Too Many Hops" (§8.1.1.6, §20.22; §16.3 for a proxy). */
+function checkMaxForwards(request: SipRequest): Rejection | undefined {
+  return request.maxForwards === 0 ? { status: 483, reason: 'Too Many Hops' } : undefined;
+}
+
+/**
+ * "If a UAS recognizes but does not support the method of a request, it MUST generate a 405
+ * (Method Not Allowed) response... The UAS MUST also add an Allow header field" (§8.2.1);
+ * a method it does not recognize at all gets 501 (Not Implemented) (§21.5.2).
+ */
+function checkMethod(request: SipRequest, policy: RequestPolicy): Rejection | undefined {
+  const method = request.method;
+  if (method === 'ACK' || method === 'CANCEL' || policy.allowedMethods.includes(method)) return undefined;
+  const headers = { Allow: allowHeader(policy) };
+  return KNOWN_METHODS.has(method)
+    ? { status: 405, reason: 'Method Not Allowed', headers }
+    : { status: 501, reason: 'Not Implemented', headers };
+}
+
+/**
+ * "If the Request-URI uses a scheme not supported by the UAS, it SHOULD reject the request with a
+ * 416 (Unsupported URI Scheme) response." (§8.2.2.1)
+ */
+function checkRequestUri(request: SipRequest): Rejection | undefined {
+  const scheme = uriScheme(request.uri);
+  return scheme === 'sip' || scheme === 'sips' ? undefined : { status: 416, reason: 'Unsupported URI Scheme' };
+}
+
+/**
+ * "If a UAS does not understand an option-tag listed in a Require header field, it MUST respond by
+ * generating a response with status code 420 (Bad Extension). The UAS MUST add an Unsupported
+ * header field, and list in it those options it does not understand" (§8.2.2.3).
+ */
+function checkRequire(request: SipRequest, policy: RequestPolicy): Rejection | undefined {
+  const required = request.getAll('require').flatMap(splitList).filter((tag) => tag !== '');
+  const unsupported = required.filter((tag) => !policy.supportedExtensions.includes(tag.toLowerCase()));
+  if (unsupported.length === 0) return undefined;
+  return { status: 420, reason: 'Bad Extension', headers: { Unsupported: unsupported.join(', ') } };
+}
+
+/**
+ * An INVITE needs a Contact (§8.1.1.8, it becomes the remote target) and, when it has a body, one
+ * we understand: "If a UAS receives a request with a body of a type it does not support ... the
+ * UAS MUST reject the request with a 415 (Unsupported Media Type) response ... the Accept header
+ * field ... Accept-Encoding" (§8.2.3).
+ */
+function checkInviteContent(request: SipRequest): Rejection | undefined {
+  if (request.method !== 'INVITE') return undefined;
+  const contacts = request.getAll('contact');
+  if (contacts.length !== 1) return { status: 400, reason: contacts.length === 0 ? 'Missing Contact' : 'Multiple Contact' };
+  try {
+    const contact = parseNameAddr(contacts[0] ?? '');
+    const scheme = uriScheme(contact.uri);
+    if (scheme !== 'sip' && scheme !== 'sips') return { status: 400, reason: 'Bad Contact' };
+  } catch {
+    return { status: 400, reason: 'Bad Contact' };
+  }
+  try {
+    // The Record-Route values become the dialog's route set (§12.1.1).
+    for (const rr of request.getAll('record-route')) parseNameAddr(rr);
+  } catch {
+    return { status: 400, reason: 'Bad Record-Route' };
+  }
+  const encodings = request.getAll('content-encoding').map((e) => e.toLowerCase());
+  if (encodings.some((e) => e !== 'identity')) {
+    return { status: 415, reason: 'Unsupported Media Type', headers: { 'Accept-Encoding': 'identity' } };
+  }
+  if (request.body.length > 0 && request.mediaType !== ACCEPTED_INVITE_BODIES) {
+    return { status: 415, reason: 'Unsupported Media Type', headers: { Accept: ACCEPTED_INVITE_BODIES } };
+  }
+  return undefined;
+}
