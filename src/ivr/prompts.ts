@@ -1,3 +1,5 @@
+import type { AccessCodeRejection } from '../domain/access-code-policy.js';
+
 /**
  * Prompt ids the IVR plays. Each id is a file `ivr-prompts/<lang>/<id>.wav`, generated from the
  * text list `ivr-prompts/<lang>/prompts.txt`; a unit test checks every id here has its WAV.
@@ -44,10 +46,8 @@ export function numberPrompt(n: number): PromptId {
   return `num-${n}` as PromptId;
 }
 
-/** Why a new access code was refused; mirrors domain/access-code-policy AccessCodeRejection. */
-export type RejectionReason =
-  | 'notDigits' | 'tooShort' | 'tooLong' | 'allSameDigit' | 'sequential' | 'mailboxNumber'
-  | 'sameAsCurrent' | 'recentlyUsed';
+/** Why a new access code was refused: the domain's rule names, one prompt each. */
+export type RejectionReason = AccessCodeRejection;
 
 /** The spoken reason for a refused access code, e.g. "Access codes must have four to ten digits." */
 export function rejectionPrompts(reason: RejectionReason, limits: { minLength: number; maxLength: number }): PromptId[] {

@@ -143,11 +143,11 @@ export class EmbeddedEngine implements CallEngine {
 
   private addressing(req: SipRequest, source: string): CallAddressing {
     const ruri = parseUri(req.uri);
-    const to = parseNameAddr(req.headers.get('to') ?? '');
-    const from = parseNameAddr(req.headers.get('from') ?? '');
+    const to = parseNameAddr(req.get('to') ?? '');
+    const from = parseNameAddr(req.get('from') ?? '');
     const toUri = parseUri(to.uri);
     const fromUri = parseUri(from.uri);
-    const paiValue = req.headers.get('p-asserted-identity');
+    const paiValue = req.get('p-asserted-identity');
     let assertedUser: string | undefined;
     if (paiValue !== undefined) {
       try {
@@ -170,11 +170,11 @@ export class EmbeddedEngine implements CallEngine {
 
   private async onInvite(invite: IncomingInvite): Promise<void> {
     const req = invite.request;
-    const callId = req.headers.get('call-id') ?? '';
+    const callId = req.get('call-id') ?? '';
     const log = this.log.child({ callId });
 
     // Media first: an offer we cannot answer is refused before touching the store.
-    const contentType = (req.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+    const contentType = (req.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
     const hasBody = req.body.length > 0;
     let offered: NegotiatedMedia | null = null;
     if (hasBody) {
@@ -306,7 +306,7 @@ export class EmbeddedEngine implements CallEngine {
       if (reason !== 'localBye') s.remoteHangup(reason);
     });
     dialog.on('info', (req: SipRequest, respond: (status: number, reason: string) => void) => {
-      const digit = parseDtmfInfo(req.headers.get('content-type'), req.body.toString('utf8'));
+      const digit = parseDtmfInfo(req.get('content-type'), req.body.toString('utf8'));
       if (digit === 'unsupported') {
         respond(415, 'Unsupported Media Type');
         return;
