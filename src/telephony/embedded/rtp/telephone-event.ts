@@ -21,10 +21,12 @@
  * retransmission) is ignored.
  */
 
-export type Digit = '0' | '1' | '2' | '3' | '4' | '5' | '6' | '7' | '8' | '9' | '*' | '#' | 'A' | 'B' | 'C' | 'D';
+import { DIGITS, type Digit } from '../../../ivr/types.js';
 
-/** RFC 4733 §3.2, Table 7: DTMF events 0–15. */
-const DTMF_DIGITS: readonly Digit[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#', 'A', 'B', 'C', 'D'];
+export type { Digit };
+
+/** RFC 4733 §3.2, Table 7: DTMF events 0–15, in the same order as DIGITS. */
+const DTMF_DIGITS: readonly Digit[] = DIGITS;
 
 /** Returns the digit for DTMF event code 0–15, else null (other events are not key presses). */
 export function digitForEventCode(event: number): Digit | null {
