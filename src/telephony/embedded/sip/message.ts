@@ -33,6 +33,7 @@ const MAX_HEADER_LINES = 256;
  * Control characters other than HTAB may only appear escaped in a quoted-pair, and CR/LF never
  * ("quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)", §25.1).
  */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_CHAR_RE = /[\r\n]|(?<!\\)[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 
 function assertHeader(name: string, value: string): void {
