@@ -46,11 +46,12 @@ function fail(message: string): void {
 }
 
 /** The admin operations for this data directory: through the running server if there is one. */
-async function withAdmin<T>(config: Config, fn: (admin: AdminOperations) => Promise<T>): Promise<T> {
+async function withAdmin<T>(config: Config, fn: (admin: AdminOperations) => Promise<T>, opts = { migrateFirst: true }): Promise<T> {
   const server = await findRunningServer(config.dataDir);
   if (server !== null) return fn(new RemoteAdmin(server.adminUrl, server.adminToken));
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, process.stderr);
-  const core = await openCore(config, logger, { migrate: true });
+  // Every command but `migrate` itself needs the schema, so it is brought up to date first.
+  const core = await openCore(config, logger, { migrate: opts.migrateFirst });
   try {
     return await fn(new LocalAdmin(core));
   } finally {
@@ -77,7 +78,7 @@ async function dispatch(argv: string[]): Promise<number> {
     case 'migrate': {
       parse(rest, {});
       const config = loadConfig(process.env);
-      const applied = await withAdmin(config, (admin) => admin.migrate());
+      const applied = await withAdmin(config, (admin) => admin.migrate(), { migrateFirst: false });
       process.stdout.write(applied.length === 0 ? 'migrations: up to date\n' : `migrations applied: ${applied.join(', ')}\n`);
       return 0;
     }
