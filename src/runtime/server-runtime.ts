@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isProcessRunning } from '../store/store-lock.js';
 
 export interface ServerRuntimeInfo {
   readonly pid: number;
@@ -20,23 +21,12 @@ export function runtimeFilePath(dataDir: string): string {
   return join(dataDir, 'vmaccess.server.json');
 }
 
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** The live server advertised in DATA_DIR, or null (none, or a stale file left by a crash). */
 export async function findRunningServer(dataDir: string): Promise<ServerRuntimeInfo | null> {
   try {
     const info = JSON.parse(await readFile(runtimeFilePath(dataDir), 'utf8')) as Partial<ServerRuntimeInfo>;
     if (typeof info.pid !== 'number' || typeof info.adminUrl !== 'string' || typeof info.adminToken !== 'string') return null;
-    if (!alive(info.pid) || info.pid === process.pid) return null;
+    if (!isProcessRunning(info.pid) || info.pid === process.pid) return null;
     return info as ServerRuntimeInfo;
   } catch {
     return null;

@@ -42,7 +42,7 @@ export function acquireStoreLock(dataDir: string): StoreLock {
         // Just created by another process that has not written its pid yet.
         throw new StoreLockedError(`the embedded store in ${dataDir} is being opened by another process; try again`);
       }
-      if (pid !== null && isRunning(pid)) {
+      if (pid !== null && isProcessRunning(pid)) {
         throw new StoreLockedError(
           `the embedded store in ${dataDir} is in use by another vmaccess process (pid ${pid}); ` +
           'stop it first or use the running server',
@@ -68,7 +68,8 @@ function ownerPid(path: string): number | null {
   }
 }
 
-function isRunning(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, but belongs to another user). */
+export function isProcessRunning(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
