@@ -6,6 +6,8 @@ import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { AccessCodeHasher } from './domain/access-code-hasher.js';
 import { loadPepper } from './domain/pepper.js';
+import { createLoginGuard } from './guard/create-login-guard.js';
+import type { LoginGuard } from './guard/login-guard.js';
 import { AccessCodeService } from './mailbox/access-code-service.js';
 import { openDatabase, type Database } from './store/database.js';
 import { migrate } from './store/migrate.js';
@@ -16,6 +18,8 @@ export interface Core {
   readonly db: Database;
   readonly hasher: AccessCodeHasher;
   readonly accessCodes: AccessCodeService;
+  /** Failed-login counters and locks: Redis with REDIS_URL, else in this process. */
+  readonly guard: LoginGuard;
   close(): Promise<void>;
 }
 
@@ -32,9 +36,13 @@ export async function openCore(config: Config, logger: Logger, opts: { migrate: 
     throw err;
   }
   const hasher = new AccessCodeHasher(pepper);
-  const accessCodes = new AccessCodeService({ db, hasher, logger });
+  const guard = createLoginGuard(config, logger);
+  const accessCodes = new AccessCodeService({ db, hasher, logger, guard });
   return {
-    config, logger, db, hasher, accessCodes,
-    close: () => db.close(),
+    config, logger, db, hasher, accessCodes, guard,
+    close: async () => {
+      await guard.close();
+      await db.close();
+    },
   };
 }

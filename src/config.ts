@@ -25,6 +25,8 @@ export interface Config {
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
   readonly redisUrl: string | undefined;
+  /** Prepended to every Redis key of the lockout counters, so several deployments can share a Redis. */
+  readonly redisKeyPrefix: string;
   readonly pinPepper: string | undefined;
   readonly trustedSipPeers: TrustedPeers;
   readonly defaultDomain: string | undefined;
@@ -145,6 +147,10 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     throw new ConfigError('REDIS_URL', 'a redis:// or rediss:// URL', '(hidden)');
   }
+  const redisKeyPrefix = value(env, 'REDIS_KEY_PREFIX') ?? 'vmaccess:';
+  if (!/^[A-Za-z0-9:_.-]{1,64}$/.test(redisKeyPrefix)) {
+    throw new ConfigError('REDIS_KEY_PREFIX', 'up to 64 letters, digits or : _ . -', redisKeyPrefix);
+  }
   const pinPepper = value(env, 'PIN_PEPPER');
   if (pinPepper !== undefined && pinPepper.length < 16) {
     throw new ConfigError('PIN_PEPPER', 'a secret of at least 16 characters', undefined);
@@ -167,6 +173,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     databaseUrl,
     dataDir: resolve(cwd, value(env, 'DATA_DIR') ?? './data'),
     redisUrl,
+    redisKeyPrefix,
     pinPepper,
     trustedSipPeers: parseTrustedPeers(value(env, 'TRUSTED_SIP_PEERS') ?? '127.0.0.0/8,::1'),
     defaultDomain: domainName(env, 'DEFAULT_DOMAIN', options.demo === true ? 'demo.local' : undefined),

@@ -35,6 +35,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => logger.error({ err }, 'shutdown step failed'));
   };
   try {
+    // Connects a shared (Redis) guard now rather than at the first login; when Redis is away the
+    // server still starts — logins fail closed until it is back (the guard logs the outage).
+    if (!(await core.guard.ping())) logger.error({ lockout: core.guard.kind }, 'failed-login counters unreachable at start: logins fail closed until they are back');
     if (opts.demo === true) {
       const { inserted } = await seedDemo(core.db, core.hasher);
       logger.info({ inserted }, inserted === 0 ? 'demo tenant present' : 'demo tenant seeded');
@@ -67,7 +70,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     cleanups.push(() => runtime.remove());
 
     await engine.start();
-    logger.info({ engine: config.sipEngine, sip: engine.describe(), http: bound, store: core.db.kind }, 'vmaccess ready');
+    logger.info({ engine: config.sipEngine, sip: engine.describe(), http: bound, store: core.db.kind, lockout: core.guard.kind }, 'vmaccess ready');
 
     let stopping: Promise<void> | null = null;
     return {

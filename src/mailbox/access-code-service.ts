@@ -3,7 +3,9 @@ import type { AccessCodeHasher } from '../domain/access-code-hasher.js';
 import {
   ACCESS_CODE_HISTORY_DEPTH, checkAccessCodeFormat, type AccessCodeRejection,
 } from '../domain/access-code-policy.js';
-import { appendAuditEvent, type AuditChannel } from '../store/audit.js';
+import type { LoginGuard, LoginVerdict } from '../guard/login-guard.js';
+import { MemoryLoginGuard } from '../guard/memory-login-guard.js';
+import { appendAuditEvent, type AuditChannel, type NewAuditEvent } from '../store/audit.js';
 import { describeError, type Database, type Queryable } from '../store/database.js';
 
 /** Who is acting, for the audit trail. */
@@ -13,6 +15,8 @@ export interface CallContext {
   actor: string;
   /** SIP Call-ID of the call, null outside calls. */
   callId: string | null;
+  /** Who the per-source failed-login limit counts (guard/login-guard.ts failedLoginSource); none → no such limit. */
+  loginSource?: string | undefined;
 }
 
 export type LoginResult = { result: 'ok'; mustChange: boolean } | { result: 'rejected' } | { result: 'unavailable' };
@@ -52,11 +56,14 @@ export class AccessCodeService {
   readonly #db: Database;
   readonly #hasher: AccessCodeHasher;
   readonly #logger: Logger;
+  readonly #guard: LoginGuard;
 
-  constructor(deps: { db: Database; hasher: AccessCodeHasher; logger: Logger }) {
+  /** Without a `guard`, a private in-process one (the lockout is never off). */
+  constructor(deps: { db: Database; hasher: AccessCodeHasher; logger: Logger; guard?: LoginGuard }) {
     this.#db = deps.db;
     this.#hasher = deps.hasher;
     this.#logger = deps.logger;
+    this.#guard = deps.guard ?? new MemoryLoginGuard();
   }
 
   /**
@@ -64,6 +71,11 @@ export class AccessCodeService {
    * has no code yet costs the same argon2 verify (against the hasher's dummy hash) and gives the
    * same 'rejected' as a wrong code, so neither the answer nor its timing reveals which mailboxes
    * exist; the audit row names the mailbox as typed.
+   *
+   * Then the login guard decides (guard/login-guard.ts): a locked mailbox or a blocked source
+   * refuses even the correct code — after the same verify, with the same 'rejected' — and the
+   * failure that starts a mailbox lock is audited `mailbox_locked` with this call's context.
+   * A guard that cannot answer (Redis down) fails the login closed: 'unavailable'.
    */
   async verifyLogin(domain: string, mailbox: string, accessCode: string, ctx: CallContext): Promise<LoginResult> {
     const domainName = domain.toLowerCase();
@@ -83,30 +95,77 @@ export class AccessCodeService {
       return { result: 'unavailable' };
     }
 
-    let ok: boolean;
+    let matched: boolean;
     try {
-      ok = await this.#hasher.verify(credential.hash, accessCode);
+      matched = await this.#hasher.verify(credential.hash, accessCode);
     } catch (err) {
       // A malformed stored hash: a data problem an operator must fix, not a wrong code.
       this.#logFailure('verifyLogin', domainName, err);
       return { result: 'unavailable' };
     }
 
+    const auditOf = (event: NewAuditEvent['event']): NewAuditEvent => ({
+      domain: domainName,
+      mailbox: mailbox.slice(0, AUDIT_MAILBOX_MAX),
+      event,
+      channel: ctx.channel,
+      actor: ctx.actor,
+      callId: ctx.callId,
+    });
+
+    let verdict: LoginVerdict;
     try {
-      await appendAuditEvent(this.#db, {
-        domain: domainName,
-        mailbox: mailbox.slice(0, AUDIT_MAILBOX_MAX),
-        event: ok ? 'login_succeeded' : 'login_failed',
-        channel: ctx.channel,
-        actor: ctx.actor,
-        callId: ctx.callId,
-      });
+      verdict = await this.#guard.recordAttempt({ domain: domainName, mailbox, source: ctx.loginSource }, matched);
+    } catch (err) {
+      this.#logger.error({ operation: 'verifyLogin', domain: domainName, error: describeError(err) },
+        'failed-login counters unavailable: login refused (fail closed)');
+      // A wrong code is still a failed login for the audit trail; a right one was not let in.
+      if (!matched) await appendAuditEvent(this.#db, auditOf('login_failed')).catch((e: unknown) => this.#logFailure('verifyLogin', domainName, e));
+      return { result: 'unavailable' };
+    }
+    if (verdict.sourceBlocked) {
+      this.#logger.warn({ domain: domainName, source: ctx.loginSource, channel: ctx.channel, callId: ctx.callId },
+        'failed-login limit reached: logins from this source refused for a while');
+    }
+    if (verdict.mailboxLocked) {
+      // The mailbox number stays out of the log (it may be digits the caller typed); the audit row has it.
+      this.#logger.warn({ domain: domainName, channel: ctx.channel, callId: ctx.callId }, 'failed-login limit reached: mailbox locked');
+    }
+
+    const ok = verdict.admitted;
+    try {
+      await appendAuditEvent(this.#db, auditOf(ok ? 'login_succeeded' : 'login_failed'));
     } catch (err) {
       this.#logFailure('verifyLogin', domainName, err);
       // No login without its audit row: fail closed. A failed login stays a failed login.
       return ok ? { result: 'unavailable' } : { result: 'rejected' };
     }
+    if (verdict.mailboxLocked) {
+      await appendAuditEvent(this.#db, auditOf('mailbox_locked')).catch((err: unknown) => this.#logFailure('verifyLogin', domainName, err));
+    }
     return ok ? { result: 'ok', mustChange: credential.mustChange } : { result: 'rejected' };
+  }
+
+  /**
+   * Clears a mailbox's failed-login lock and count (operator action) and audits
+   * `mailbox_unlocked` whether or not it was locked — the action itself is what the trail keeps.
+   * A nonexistent mailbox is harmless: it simply was not locked. Throws when the counters or the
+   * store cannot be reached (the operator sees the error; nothing is half done but the audit row).
+   */
+  async unlockMailbox(domain: string, mailbox: string, ctx: CallContext): Promise<{ wasLocked: boolean }> {
+    const domainName = domain.toLowerCase();
+    const { wasLocked } = await this.#guard.unlock(domainName, mailbox);
+    try {
+      await appendAuditEvent(this.#db, {
+        domain: domainName, mailbox: mailbox.slice(0, AUDIT_MAILBOX_MAX), event: 'mailbox_unlocked',
+        channel: ctx.channel, actor: ctx.actor, callId: ctx.callId,
+      });
+    } catch (err) {
+      throw new Error(`the mailbox was unlocked, but its audit row could not be written: ${(err as Error).message}`, { cause: err });
+    }
+    // An operator's own input, not a caller's digits: the mailbox may be logged here.
+    this.#logger.info({ domain: domainName, mailbox, channel: ctx.channel, actor: ctx.actor, wasLocked }, 'mailbox unlocked');
+    return { wasLocked };
   }
 
   /** Whether the mailbox has an access code (false when it does not exist). */

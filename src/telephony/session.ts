@@ -21,6 +21,8 @@ export interface CallSessionOptions {
   readonly settings: IvrSettings;
   readonly accessCodes: AccessCodeOperations;
   readonly actor: string;
+  /** Who the per-source failed-login limit counts (guard/login-guard.ts failedLoginSource). */
+  readonly loginSource?: string;
   readonly logger: Logger;
 }
 
@@ -41,7 +43,7 @@ export class CallSession implements CallEvents {
   constructor(private readonly opts: CallSessionOptions) {
     this.state = initialState(opts.settings);
     this.ended = new Promise((resolve) => { this.resolveEnded = resolve; });
-    this.ctx = { channel: 'phone', actor: opts.actor, callId: opts.call.callId };
+    this.ctx = { channel: 'phone', actor: opts.actor, callId: opts.call.callId, loginSource: opts.loginSource };
     this.log = opts.logger.child({ callId: opts.call.callId, domain: opts.domain });
   }
 
