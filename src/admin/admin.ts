@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../log.js';
 import type { AccessCodeHasher } from '../domain/access-code-hasher.js';
+import type { AccessCodeService } from '../mailbox/access-code-service.js';
 import { listAuditEvents, type AuditEvent } from '../store/audit.js';
 import type { Database } from '../store/database.js';
 import { seedDemo, type DemoSeedResult } from '../store/demo.js';
@@ -15,14 +16,28 @@ export interface AuditFilter {
   readonly mailbox?: string | undefined;
 }
 
+export interface UnlockRequest {
+  readonly domain: string;
+  readonly mailbox: string;
+  /** Who asks, for the audit row (channel cli), e.g. `cli:<os user>`. */
+  readonly actor: string;
+}
+
 export interface AdminOperations {
   audit(filter: AuditFilter): Promise<AuditEvent[]>;
   migrate(): Promise<string[]>;
   seedDemo(): Promise<DemoSeedResult>;
+  /** Clears a mailbox's failed-login lock (audited `mailbox_unlocked`, channel cli). */
+  unlock(request: UnlockRequest): Promise<{ wasLocked: boolean }>;
 }
 
 export class LocalAdmin implements AdminOperations {
-  constructor(private readonly deps: { db: Database; hasher: AccessCodeHasher; logger: Logger }) {}
+  constructor(private readonly deps: { db: Database; hasher: AccessCodeHasher; logger: Logger; accessCodes: AccessCodeService }) {}
+
+  /** In a server the counters are its own (in-process) or shared ones (Redis); in the CLI, Redis or none. */
+  unlock(request: UnlockRequest): Promise<{ wasLocked: boolean }> {
+    return this.deps.accessCodes.unlockMailbox(request.domain, request.mailbox, { channel: 'cli', actor: request.actor, callId: null });
+  }
 
   audit(filter: AuditFilter): Promise<AuditEvent[]> {
     return listAuditEvents(this.deps.db, filter);
@@ -76,5 +91,10 @@ export class RemoteAdmin implements AdminOperations {
 
   async seedDemo(): Promise<DemoSeedResult> {
     return this.call<DemoSeedResult>('POST', '/admin/demo');
+  }
+
+  async unlock(request: UnlockRequest): Promise<{ wasLocked: boolean }> {
+    const body = await this.call<{ wasLocked?: unknown }>('POST', '/admin/unlock', { ...request });
+    return { wasLocked: body.wasLocked === true };
   }
 }

@@ -2,6 +2,7 @@
  * `vmaccess` command line. Exit codes (CONTRACT): 0 success, 1 runtime failure, 2 bad usage.
  * Every error is one line on stderr.
  */
+import { userInfo } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { createLogger } from '../log.js';
@@ -18,6 +19,7 @@ Usage:
   vmaccess migrate                                 apply SQL migrations and exit
   vmaccess demo                                    seed the demo tenant and exit (idempotent)
   vmaccess audit --domain D [--mailbox M] [--json] print audit events, oldest first
+  vmaccess unlock --domain D --mailbox M           clear a failed-login lockout (audited)
   vmaccess --help                                  this text
 
 Configuration comes from environment variables (SIP_ADDRESS, SIP_PORT, DATABASE_URL, DATA_DIR,
@@ -56,6 +58,15 @@ async function withAdmin<T>(config: Config, fn: (admin: AdminOperations) => Prom
     return await fn(new LocalAdmin(core));
   } finally {
     await core.close();
+  }
+}
+
+/** The operator's login name for the audit trail (`cli:<user>`). */
+function osUser(): string {
+  try {
+    return userInfo().username || 'unknown';
+  } catch {
+    return process.env.USER ?? 'unknown';
   }
 }
 
@@ -104,6 +115,19 @@ async function dispatch(argv: string[]): Promise<number> {
         ? JSON.stringify({ at: e.at, domain: e.domain, mailbox: e.mailbox, event: e.event, channel: e.channel, actor: e.actor, callId: e.callId })
         : formatAuditLine(e)));
       if (out.length > 0) process.stdout.write(out.join('\n') + '\n');
+      return 0;
+    }
+    case 'unlock': {
+      const { values } = parse(rest, { domain: { type: 'string' }, mailbox: { type: 'string' } });
+      const domain = typeof values.domain === 'string' ? values.domain.trim() : '';
+      const mailbox = typeof values.mailbox === 'string' ? values.mailbox.trim() : '';
+      if (domain === '' || mailbox === '') throw new UsageError('unlock needs --domain D --mailbox M');
+      const config = loadConfig(process.env);
+      // Through the running server when there is one: in-process counters live only there.
+      const { wasLocked } = await withAdmin(config, (admin) => admin.unlock({ domain, mailbox, actor: `cli:${osUser()}` }));
+      process.stdout.write(wasLocked
+        ? `${domain.toLowerCase()} ${mailbox}: unlocked (it was locked)\n`
+        : `${domain.toLowerCase()} ${mailbox}: was not locked (failed-login count cleared)\n`);
       return 0;
     }
     default:

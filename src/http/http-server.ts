@@ -119,6 +119,19 @@ export class HttpEndpoint {
     if (url.pathname === '/admin/demo' && req.method === 'POST') {
       return send(res, 200, await admin.seedDemo());
     }
+    if (url.pathname === '/admin/unlock' && req.method === 'POST') {
+      const domain = url.searchParams.get('domain') ?? '';
+      const mailbox = url.searchParams.get('mailbox') ?? '';
+      if (domain === '' || mailbox === '') return send(res, 400, { error: 'domain and mailbox are required' });
+      const actor = (url.searchParams.get('actor') ?? '').slice(0, 200) || 'cli';
+      try {
+        return send(res, 200, await admin.unlock({ domain, mailbox, actor }));
+      } catch (err) {
+        // Typically the shared counters (Redis) are unreachable: the operator should hear why.
+        this.opts.logger.error({ err }, 'admin unlock failed');
+        return send(res, 503, { error: `unlock failed: ${(err as Error).message}` });
+      }
+    }
     return send(res, 404, { error: 'not found' });
   }
 }
