@@ -9,6 +9,7 @@ import { DEFAULT_IVR_SETTINGS, isDigit, type IvrSettings } from '../../ivr/types
 import type { HealthCheck } from '../../http/http-server.js';
 import type { AccessCodeOperations } from '../session.js';
 import { CallSession } from '../session.js';
+import { failedLoginSource } from '../../guard/login-guard.js';
 import type { CallRouter, CallAddressing, RouteResult } from '../router.js';
 import type { CallEngine } from '../engine.js';
 import { EmbeddedCall } from './embedded-call.js';
@@ -263,7 +264,7 @@ export class EmbeddedEngine implements CallEngine {
         }
         media = answer.media;
       }
-      this.startCall(dialog, media, pair, local, route, release, log);
+      this.startCall(dialog, media, pair, local, route, release, log, failedLoginSource(route.call, invite.source.address));
     } catch (err) {
       release();
       throw err;
@@ -274,6 +275,7 @@ export class EmbeddedEngine implements CallEngine {
     dialog: Dialog, media: NegotiatedMedia, pair: RtpSocketPair,
     local: { address: string; port: number; sessionId: number; sessionVersion: number },
     route: Extract<RouteResult, { kind: 'routed' }>, release: () => void, log: Logger,
+    loginSource: string,
   ): void {
     const rtp = new RtpSession({
       sockets: pair,
@@ -297,10 +299,10 @@ export class EmbeddedEngine implements CallEngine {
     });
     session = new CallSession({
       call, domain: domain.name, entry: route.call.entry, settings,
-      accessCodes: this.opts.accessCodes, actor: route.call.actor, logger: this.opts.logger,
+      accessCodes: this.opts.accessCodes, actor: route.call.actor, loginSource, logger: this.opts.logger,
     });
     const s = session;
-    rtp.on('telephoneEvent', (digit) => s.digit(digit, 'rfc4733'));
+    rtp.on('telephoneEvent', (digit, method) => s.digit(digit, method));
     dialog.on('bye', () => s.remoteHangup('bye'));
     dialog.on('terminated', (reason: string) => {
       if (reason !== 'localBye') s.remoteHangup(reason);

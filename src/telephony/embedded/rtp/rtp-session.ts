@@ -1,13 +1,15 @@
 /**
  * One call's media: sends a G.711 frame every 20 ms from the shared MediaClock (prompt audio,
- * else silence), receives RTP, turns RFC 4733 telephone-events into digits and latches onto the
- * peer's real RTP source (symmetric RTP).
+ * else silence), receives RTP, turns RFC 4733 telephone-events — or, when the peer offered
+ * none, in-band DTMF tones in the audio — into digits and latches onto the peer's real RTP
+ * source (symmetric RTP).
  */
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { RemoteInfo } from 'node:dgram';
 import type { Logger } from '../../../log.js';
 import { SAMPLES_PER_FRAME, silenceFrame, type AudioCodec } from './g711.js';
+import { InbandDtmfDetector } from './inband-dtmf.js';
 import type { MediaClock, MediaClockClient } from './media-clock.js';
 import type { RtpSocketPair } from './port-allocator.js';
 import { RTP_FIXED_HEADER_SIZE, decodeRtpPacket, writeRtpHeader, type RtpHeaderFields } from './rtp-packet.js';
@@ -33,6 +35,8 @@ export interface RtpSessionStats {
   packetsSent: number;
   packetsReceived: number;
   telephoneEvents: number;
+  /** Digits detected as in-band tones in the audio (only without a telephone-event payload type). */
+  inbandDigits: number;
   /** Datagrams dropped: not RTP, unknown payload type, or from a source other than the latched one. */
   packetsIgnored: number;
   /** Packets not sent: socket errors, or the send ring still held by the kernel (see SEND_RING_SIZE). */
@@ -40,7 +44,8 @@ export interface RtpSessionStats {
 }
 
 export interface RtpSessionEvents {
-  telephoneEvent: [digit: Digit];
+  /** A key press: from RFC 4733 events, or from in-band tones when no telephone-event was negotiated. */
+  telephoneEvent: [digit: Digit, method: 'rfc4733' | 'inband'];
   latched: [remote: RtpRemote];
   /** Received audio payload (a view, valid only during the call); emitted only with a listener. */
   audio: [payload: Buffer];
@@ -64,6 +69,7 @@ export class RtpSession extends EventEmitter<RtpSessionEvents> implements MediaC
   private readonly codec: { name: AudioCodec; payloadType: number };
   private readonly telephoneEventPayloadType: number | null;
   private readonly silence: Buffer;
+  private readonly inbandDtmf: InbandDtmfDetector | null;
 
   private remote: RtpRemote | null;
   private latchedTo: RtpRemote | null = null;
@@ -87,6 +93,7 @@ export class RtpSession extends EventEmitter<RtpSessionEvents> implements MediaC
   private packetsSent = 0;
   private packetsReceived = 0;
   private telephoneEvents = 0;
+  private inbandDigits = 0;
   private packetsIgnored = 0;
   private sendFailures = 0;
 
@@ -98,6 +105,11 @@ export class RtpSession extends EventEmitter<RtpSessionEvents> implements MediaC
     this.codec = { ...options.codec };
     this.telephoneEventPayloadType = options.telephoneEventPayloadType;
     this.silence = silenceFrame(this.codec.name);
+    // In-band detection only when the peer offered no telephone-event (RFC 4733): a peer that
+    // sends events may also leave the tone in the audio (RFC 4733 lets the sender choose), and
+    // running both would count every key twice; the events are also the more reliable signal
+    // (no talk-off, no codec distortion).
+    this.inbandDtmf = options.telephoneEventPayloadType === null ? new InbandDtmfDetector(this.codec.name) : null;
     this.remote = normaliseRemote(options.remote);
     this.header = {
       marker: false,
@@ -184,6 +196,7 @@ export class RtpSession extends EventEmitter<RtpSessionEvents> implements MediaC
       packetsSent: this.packetsSent,
       packetsReceived: this.packetsReceived,
       telephoneEvents: this.telephoneEvents,
+      inbandDigits: this.inbandDigits,
       packetsIgnored: this.packetsIgnored,
       sendFailures: this.sendFailures,
     };
@@ -310,11 +323,18 @@ export class RtpSession extends EventEmitter<RtpSessionEvents> implements MediaC
       this.telephoneEventState = result.state;
       if (result.digit !== undefined) {
         this.telephoneEvents++;
-        this.emit('telephoneEvent', result.digit);
+        this.emit('telephoneEvent', result.digit, 'rfc4733');
       }
-    } else if (this.listenerCount('audio') > 0) {
-      this.emit('audio', packet.payload);
+    } else {
+      this.inbandDtmf?.receive(packet.payload, this.onInbandDigit);
+      if (this.listenerCount('audio') > 0) this.emit('audio', packet.payload);
     }
+  };
+
+  private readonly onInbandDigit = (digit: Digit): void => {
+    if (this.closed) return;
+    this.inbandDigits++;
+    this.emit('telephoneEvent', digit, 'inband');
   };
 }
 
