@@ -76,13 +76,13 @@ const ANSWERED = `  <recv response="100" optional="true"/>
   </send>
 `;
 
-function keys(sequence) {
+function keys(sequence, { pauseAfterLast = true } = {}) {
   let xml = `  <!-- keys: ${sequence.split('').map((k) => (k === '*' ? 'star' : k === '#' ? 'pound' : k)).join(' ')} -->\n`;
-  for (const key of sequence) {
+  for (const [index, key] of [...sequence].entries()) {
     const file = PCAP[key];
     if (file === undefined) throw new Error(`no pcap for key ${key}`);
     xml += `  <nop><action><exec play_pcap_audio="${PCAP_DIR}/${file}"/></action></nop>\n`;
-    xml += `  <pause milliseconds="${KEY_GAP_MS}"/>\n`;
+    if (pauseAfterLast || index < sequence.length - 1) xml += `  <pause milliseconds="${KEY_GAP_MS}"/>\n`;
   }
   return xml;
 }
@@ -133,6 +133,132 @@ ${body}</scenario>
 /** A call that presses keys and expects the server to hang up within `byeTimeoutMs`. */
 function keyCall(name, description, sequence, byeTimeoutMs = 30000) {
   return scenario(name, description, invite() + ANSWERED + `  <pause milliseconds="500"/>\n` + keys(sequence) + SERVER_BYE(byeTimeoutMs));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks for the scenarios of issue 4 (every way in and every rule).
+
+/** RFC 3325 §9.1: the identity a trusted proxy asserts; the user comes from `-key asserted USER`. */
+const ASSERTED_IDENTITY = '      P-Asserted-Identity: <sip:[asserted]@[domain]>\n';
+
+/** Head of a request inside the dialog (RFC 3261 §12.2.1.1): remote target, route set, both tags. */
+function inDialogHead(method, cseq) {
+  return `      ${method} [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [routes]
+      From: <sip:[caller]@[domain]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[domain]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: ${cseq} ${method}
+      Contact: <sip:[caller]@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70`;
+}
+
+/**
+ * Keys sent as SIP INFO, one request per key, each answered 200 (the de-facto INFO DTMF of
+ * Cisco/Asterisk: `application/dtmf-relay` with Signal= and Duration=, or `application/dtmf`
+ * with the key alone). CSeq numbers start at `firstCseq`.
+ */
+function infoKeys(sequence, firstCseq, contentType = 'application/dtmf-relay') {
+  let xml = `  <!-- keys by SIP INFO (${contentType}): ${sequence.split('').map((k) => (k === '*' ? 'star' : k === '#' ? 'pound' : k)).join(' ')} -->\n`;
+  let cseq = firstCseq;
+  for (const key of sequence) {
+    const body = contentType === 'application/dtmf-relay' ? `Signal=${key}\n      Duration=160` : key;
+    xml += `  <send retrans="500">
+    <![CDATA[
+${inDialogHead('INFO', cseq)}
+      Content-Type: ${contentType}
+      Content-Length: [len]
+
+      ${body}
+    ]]>
+  </send>
+  <recv response="200"/>
+  <pause milliseconds="200"/>
+`;
+    cseq += 1;
+  }
+  return xml;
+}
+
+/**
+ * A re-INVITE in the dialog (RFC 3264 §8) with a new version of our SDP; the 200 must answer
+ * with `expectAnswer` as the direction (RFC 3264 §6.1: sendonly → recvonly), then we ACK it.
+ */
+function reInvite({ cseq, version, direction, mediaPort, expectAnswer, variable }) {
+  const sdp = SDP_OFFER
+    .replace('2353687637', String(version))
+    .replace('m=audio [media_port]', `m=audio ${mediaPort}`)
+    .replace('a=ptime:20', `a=ptime:20\n      a=${direction}`);
+  return `  <send retrans="500">
+    <![CDATA[
+${inDialogHead('INVITE', cseq)}
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      ${sdp}
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="200">
+    <action>
+      <ereg regexp="a=${expectAnswer}" search_in="body" check_it="true" assign_to="${variable}"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [routes]
+      From: <sip:[caller]@[domain]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[domain]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: ${cseq} ACK
+      Contact: <sip:[caller]@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+`;
+}
+
+/**
+ * The server's REFER (RFC 3515) for the Auto Attendant's operator option: Refer-To must name
+ * 201 of the demo domain; we answer it with `status` (202 Accepted, or a refusal).
+ */
+function referAnswered(status) {
+  return `  <recv request="REFER" timeout="15000">
+    <action>
+      <ereg regexp="sip:201@demo\\.local" search_in="hdr" header="Refer-To:" check_it="true" assign_to="referto"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+      SIP/2.0 ${status}
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[caller]@[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+`;
+}
+
+/** A call that presses keys, waits `holdMs`, then hangs up itself (BYE from the caller). */
+function keysThenHangUp(name, description, sequence, holdMs) {
+  return scenario(name, description,
+    invite() + ANSWERED + `  <pause milliseconds="500"/>\n` + keys(sequence) + `  <pause milliseconds="${holdMs}"/>\n` + CLIENT_BYE);
+}
+
+/** A key call whose INVITE carries P-Asserted-Identity (-key asserted USER). */
+function assertedKeyCall(name, description, sequence) {
+  return scenario(name, description,
+    invite({ extraHeaders: ASSERTED_IDENTITY }) + ANSWERED + `  <pause milliseconds="500"/>\n` + keys(sequence) + SERVER_BYE(30000));
 }
 
 export const SCENARIOS = {
@@ -235,6 +361,100 @@ export const SCENARIOS = {
   </recv>
   <Reference variables="allow"/>
 `),
+  // Ways in -------------------------------------------------------------------------------------
+  'login-202-goodbye.xml': keyCall('login-202-goodbye',
+    'Demo: 202 dials a voicemail access number (*97 or voicemail) from a trusted peer: access code 7391, then star.',
+    '7391#*'),
+  'aa-voicemail-login-goodbye.xml': keyCall('aa-voicemail-login-goodbye',
+    'Demo: a call to the Auto Attendant 15550100 (or +15550100): option 9, account 202, access code 7391, then star.',
+    '9202#7391#*'),
+  'aa-invalid-option-then-login.xml': scenario('aa-invalid-option-then-login',
+    'Demo Auto Attendant: option 5 does not exist (the menu is replayed), then 9, 202, 7391 and star.',
+    invite() + ANSWERED + `  <pause milliseconds="500"/>\n` + keys('5') + `  <pause milliseconds="1000"/>\n`
+      + keys('9202#7391#*') + SERVER_BYE(30000)),
+  'aa-transfer-accepted.xml': scenario('aa-transfer-accepted',
+    'Demo Auto Attendant: option 0 → the server sends REFER to sip:201@demo.local; we accept it (202), so the server leaves the call with BYE.',
+    invite() + ANSWERED + `  <pause milliseconds="500"/>\n` + keys('0', { pauseAfterLast: false }) + referAnswered('202 Accepted')
+      + SERVER_BYE(10000) + `  <Reference variables="referto"/>\n`),
+  'aa-transfer-declined.xml': scenario('aa-transfer-declined',
+    'Demo Auto Attendant: option 0 → REFER, which we decline (603): "transfer failed", the menu again; then 9, 202, 7391, star.',
+    invite() + ANSWERED + `  <pause milliseconds="500"/>\n` + keys('0', { pauseAfterLast: false }) + referAnswered('603 Decline')
+      + `  <pause milliseconds="1000"/>\n` + keys('9202#7391#*') + SERVER_BYE(30000) + `  <Reference variables="referto"/>\n`),
+  'aa-transfer-not-allowed.xml': scenario('aa-transfer-not-allowed',
+    'Demo Auto Attendant: option 0 → REFER, which we do not support (405): "transfer failed", the menu again; then 9, 202, 7391, star.',
+    invite() + ANSWERED + `  <pause milliseconds="500"/>\n` + keys('0', { pauseAfterLast: false }) + referAnswered('405 Method Not Allowed')
+      + `  <pause milliseconds="1000"/>\n` + keys('9202#7391#*') + SERVER_BYE(30000) + `  <Reference variables="referto"/>\n`),
+  'asserted-login-goodbye.xml': assertedKeyCall('asserted-login-goodbye',
+    'P-Asserted-Identity (-key asserted USER) from a trusted peer picks the mailbox: access code 4826 (201), then star.',
+    '4826#*'),
+  'asserted-account-login-goodbye.xml': assertedKeyCall('asserted-account-login-goodbye',
+    'From an untrusted peer, P-Asserted-Identity (-key asserted USER) is ignored: account number 201, access code 4826, then star.',
+    '201#4826#*'),
+  'asserted-code-only.xml': scenario('asserted-code-only',
+    'From an untrusted peer, as 201 with P-Asserted-Identity (-key asserted 201): only the access code 4826, twice; the first is taken as an account number. Then we hang up.',
+    invite({ extraHeaders: ASSERTED_IDENTITY }) + ANSWERED + `  <pause milliseconds="500"/>\n` + keys('4826#4826#')
+      + `  <pause milliseconds="2000"/>\n` + CLIENT_BYE),
+  'first-code-goodbye.xml': keyCall('first-code-goodbye',
+    'Demo: 203 (no access code yet) from a trusted peer chooses 2580 twice, hears the main menu, then star.',
+    '2580#2580#*'),
+  'login-2580-goodbye.xml': keyCall('login-2580-goodbye',
+    'After first-code-goodbye: 203 logs in with 2580, then star.',
+    '2580#*'),
+  'account-203-three-times.xml': keyCall('account-203-three-times',
+    'Caller without own mailbox: account 203 (no access code yet) with 2580, three times: "login incorrect", then goodbye and BYE.',
+    '203#2580#203#2580#203#2580#'),
+  'login-1357-goodbye.xml': keyCall('login-1357-goodbye',
+    'other.local: 201 logs in with 1357, then star.',
+    '1357#*'),
+  'account-290-login-goodbye.xml': keyCall('account-290-login-goodbye',
+    'Caller without own mailbox: shared mailbox 290 with its own access code 6042, then star.',
+    '290#6042#*'),
+  // Rules -----------------------------------------------------------------------------------------
+  'login-forced-change-goodbye.xml': keyCall('login-forced-change-goodbye',
+    '202 whose credential has must_change: log in with 7391, forced to choose 3579 twice, main menu, star.',
+    '7391#3579#3579#*'),
+  'change-refused-then-valid.xml': keyCall('change-refused-then-valid',
+    'After login-forced-change-goodbye, 202 with 3579: option 2 refuses 1234 (run), 1111 (one digit), 202 (too short) → main menu; option 2 refuses 3579 (current), 7391 (recent), takes 6158 twice; star.',
+    '3579#21234#1111#202#23579#7391#6158#6158#*'),
+  // Digits and transport --------------------------------------------------------------------------
+  'info-login-goodbye.xml': scenario('info-login-goodbye',
+    'As 201, keys by SIP INFO application/dtmf-relay: 4826 pound, then star; the server sends BYE.',
+    invite() + ANSWERED + `  <pause milliseconds="500"/>\n` + infoKeys('4826#', 2) + `  <pause milliseconds="500"/>\n`
+      + infoKeys('*', 7) + SERVER_BYE(30000)),
+  'info-dtmf-login-goodbye.xml': scenario('info-dtmf-login-goodbye',
+    'As 201, keys by SIP INFO application/dtmf (the key alone as the body): 4826 pound, then star; the server sends BYE.',
+    invite() + ANSWERED + `  <pause milliseconds="500"/>\n` + infoKeys('4826#', 2, 'application/dtmf') + `  <pause milliseconds="500"/>\n`
+      + infoKeys('*', 7, 'application/dtmf') + SERVER_BYE(30000)),
+  'reinvite-hold-unhold-login.xml': scenario('reinvite-hold-unhold-login',
+    'As 201: re-INVITE with a=sendonly (hold; the answer must be recvonly), then with a=sendrecv on a new media port (answer sendrecv); then 4826 pound, star; the server sends BYE.',
+    invite() + ANSWERED + `  <pause milliseconds="500"/>\n`
+      + reInvite({ cseq: 2, version: 2353687638, direction: 'sendonly', mediaPort: '[media_port]', expectAnswer: 'recvonly', variable: 'held' })
+      + `  <pause milliseconds="500"/>\n`
+      + reInvite({ cseq: 3, version: 2353687639, direction: 'sendrecv', mediaPort: '[media_port+2]', expectAnswer: 'sendrecv', variable: 'resumed' })
+      + `  <pause milliseconds="500"/>\n` + keys('4826#*') + SERVER_BYE(30000) + `  <Reference variables="held,resumed"/>\n`),
+  // Lockout --------------------------------------------------------------------------------------
+  'lockout-wrong-wrong-right.xml': keyCall('lockout-wrong-wrong-right',
+    'Demo: 204 after nine failed logins: 4826 twice (the tenth failure locks 204, the eleventh is refused), then the right code 5150, refused while locked; goodbye and BYE.',
+    '4826#4826#5150#'),
+  'login-5150-goodbye.xml': keyCall('login-5150-goodbye',
+    'Demo: 204 logs in with 5150 (after vmaccess unlock), then star.',
+    '5150#*'),
+  // BYE at any point ------------------------------------------------------------------------------
+  'hangup-during-code-entry.xml': keysThenHangUp('hangup-during-code-entry',
+    'As 201: two digits of the access code, then the caller hangs up.',
+    '48', 300),
+  'hangup-while-verifying.xml': keysThenHangUp('hangup-while-verifying',
+    'As 201: the whole access code and pound, then the caller hangs up at once (while the server checks the code).',
+    '4826#', 0),
+  'hangup-in-main-menu.xml': keysThenHangUp('hangup-in-main-menu',
+    'As 201: log in with 4826, then the caller hangs up during the main menu.',
+    '4826#', 2000),
+  'hangup-during-new-code.xml': keysThenHangUp('hangup-during-new-code',
+    'As 201: log in with 4826, option 2, two digits of a new code, then the caller hangs up.',
+    '4826#295', 500),
+  'aa-hangup-after-invalid-option.xml': keysThenHangUp('aa-hangup-after-invalid-option',
+    'Auto Attendant: option 5 (invalid), then the caller hangs up while the menu is replayed.',
+    '5', 1000),
 };
 
 /** RFC 3261 §17.1.1.3: the ACK for a non-2xx final response (same branch as the INVITE). */

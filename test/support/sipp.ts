@@ -31,6 +31,10 @@ export interface SippRun {
   readonly exitCode: number | null;
   readonly stdout: string;
   readonly errors: string;
+  /** Every SIP message sipp sent and received, when the run asked for `messageTrace`. */
+  readonly messages: string;
+  /** The Call-ID of the call, read from the message trace (null without `messageTrace`). */
+  readonly callId: string | null;
 }
 
 export interface SippOptions {
@@ -41,12 +45,17 @@ export interface SippOptions {
   readonly localAddress?: string;
   readonly transport?: 'u1' | 't1';
   readonly timeoutS?: number;
+  /** More `-key NAME VALUE` keywords for the scenario, e.g. `{ asserted: '201' }`. */
+  readonly keys?: Readonly<Record<string, string>>;
+  /** Keep sipp's message trace (-trace_msg) and return it in `messages`, for failure reports. */
+  readonly messageTrace?: boolean;
 }
 
 /** Runs one call of a scenario from sipp-scenarios/ and reports how sipp ended (0 = the call passed). */
 export async function runSipp(scenarioFile: string, opts: SippOptions): Promise<SippRun> {
   const dir = await mkdtemp(join(tmpdir(), 'vmaccess-sipp-'));
   const errorFile = join(dir, 'errors.log');
+  const messageFile = join(dir, 'messages.log');
   const local = opts.localAddress ?? '127.0.0.1';
   const sipPort = await freePort();
   const media = await freeEvenPortRange(4);
@@ -55,6 +64,7 @@ export async function runSipp(scenarioFile: string, opts: SippOptions): Promise<
     '-s', opts.service,
     '-key', 'caller', opts.caller,
     '-key', 'domain', opts.domain,
+    ...Object.entries(opts.keys ?? {}).flatMap(([name, value]) => ['-key', name, value]),
     '-i', local, '-mi', local,
     '-p', String(sipPort), '-mp', String(media.min),
     '-t', opts.transport ?? 'u1',
@@ -63,6 +73,7 @@ export async function runSipp(scenarioFile: string, opts: SippOptions): Promise<
     '-max_recv_loops', '1000',
     '-nostdin',
     '-trace_err', '-error_file', errorFile,
+    ...(opts.messageTrace === true ? ['-trace_msg', '-message_file', messageFile] : []),
     opts.target,
   ];
   try {
@@ -75,8 +86,16 @@ export async function runSipp(scenarioFile: string, opts: SippOptions): Promise<
       child.once('exit', (code) => resolve({ exitCode: code, stdout: out }));
     });
     const errors = await readFile(errorFile, 'utf8').catch(() => '');
-    return { exitCode, stdout, errors };
+    const messages = opts.messageTrace === true ? await readFile(messageFile, 'utf8').catch(() => '') : '';
+    const callId = /^(?:Call-ID|i)\s*:\s*(\S+)/im.exec(messages)?.[1] ?? null;
+    return { exitCode, stdout, errors, messages, callId };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** What to print when a sipp run did not pass: its error log (or output), and the message trace if kept. */
+export function sippReport(run: SippRun): string {
+  const main = run.errors !== '' ? run.errors : run.stdout.slice(-4000);
+  return run.messages === '' ? main : `${main}\n--- messages ---\n${run.messages.slice(-12000)}`;
 }

@@ -14,7 +14,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
-  decodeG711, decodeRtpPacket, encodeRtpPacket, encodeTelephoneEventPayload,
+  decodeG711, decodeRtpPacket, encodeG711, encodeRtpPacket, encodeTelephoneEventPayload,
 } from '../../src/telephony/embedded/rtp/index.js';
 import { freeEvenPortRange } from './ports.js';
 
@@ -742,6 +742,45 @@ export class TestUa {
       }
       await sleep(gapMs);
     }
+  }
+
+  /**
+   * Presses keys as in-band DTMF: the ITU-T Q.23 row + column tone pair synthesised here (each
+   * tone at about −10 dBm0), G.711-encoded in the negotiated codec and sent as ordinary 20 ms
+   * audio packets; silence frames between keys, so the media clock runs on as a phone's would.
+   * Timestamps advance by 160 per packet (RFC 3551 §4.5.14).
+   */
+  async pressKeysInband(keys: string, opts: { toneMs?: number; gapMs?: number } = {}): Promise<void> {
+    const toneFrames = Math.max(2, Math.round((opts.toneMs ?? 100) / 20));
+    const gapFrames = Math.max(2, Math.round((opts.gapMs ?? 100) / 20));
+    const rows = [697, 770, 852, 941];
+    const columns = [1209, 1336, 1477, 1633];
+    const layout = ['123A', '456B', '789C', '*0#D'];
+    const amplitude = 0.3 * 32767 * 0.5; // two tones, each about −10 dBm0 (G.711 full scale ≈ +3 dBm0)
+    const frames: Int16Array[] = [];
+    for (const key of keys.toUpperCase()) {
+      const row = layout.findIndex((r) => r.includes(key));
+      if (row === -1) throw new Error(`not a DTMF key: ${JSON.stringify(key)}`);
+      const low = rows[row]!;
+      const high = columns[layout[row]!.indexOf(key)]!;
+      for (let f = 0; f < toneFrames; f++) {
+        const frame = new Int16Array(FRAME_SAMPLES);
+        for (let i = 0; i < FRAME_SAMPLES; i++) {
+          const t = (f * FRAME_SAMPLES + i) / RTP_CLOCK_RATE;
+          frame[i] = Math.round(amplitude * (Math.sin(2 * Math.PI * low * t) + Math.sin(2 * Math.PI * high * t)));
+        }
+        frames.push(frame);
+      }
+      for (let f = 0; f < gapFrames; f++) frames.push(new Int16Array(FRAME_SAMPLES));
+    }
+    const startMs = performance.now();
+    let offset = Math.max(this.lastEventTimestampOffset + FRAME_SAMPLES, Math.round((startMs - this.rtpStartMs) * (RTP_CLOCK_RATE / 1000)));
+    for (const [index, frame] of frames.entries()) {
+      await sleep(startMs + index * 20 - performance.now());
+      this.sendRtp(this.audioPayloadType, index === 0, (this.rtpTimestampBase + offset) >>> 0, encodeG711(this.codec, frame));
+      offset += FRAME_SAMPLES;
+    }
+    this.lastEventTimestampOffset = offset;
   }
 
   /** Sends one key as SIP INFO `application/dtmf-relay`; returns the final response's status. */
