@@ -29,3 +29,8 @@ export function expectNoSecretsInLogs(records: Array<Record<string, unknown>>, c
   expect(records.length).toBeGreaterThan(0);
   records.forEach((r, i) => visit(r, `line${i}`));
 }
+
+/** Whether `text` holds `code` as a whole number (not as part of a port such as 127.0.0.1:48260). */
+export function containsNumber(text: string, code: string): boolean {
+  return new RegExp(`(^|\\D)${code}(\\D|$)`).test(text);
+}
