@@ -5,7 +5,8 @@
  */
 import type { Config } from '../../config.js';
 import type { Logger } from '../../log.js';
-import { DEFAULT_IVR_SETTINGS, isDigit, type IvrSettings } from '../../ivr/types.js';
+import { isDigit } from '../../ivr/types.js';
+import { ivrSettingsFor } from '../ivr-settings.js';
 import type { HealthCheck } from '../../http/http-server.js';
 import type { AccessCodeOperations } from '../session.js';
 import { CallSession } from '../session.js';
@@ -14,7 +15,7 @@ import type { CallRouter, CallAddressing, RouteResult } from '../router.js';
 import type { CallEngine } from '../engine.js';
 import { EmbeddedCall } from './embedded-call.js';
 import { localAddressToward } from './local-address.js';
-import { buildAnswer, buildOffer, negotiate, negotiateAnswer, type NegotiatedMedia } from './sdp.js';
+import { buildAnswer, buildOffer, negotiate, negotiateAnswer, type NegotiatedMedia } from '../sdp.js';
 import { MediaClock } from './rtp/media-clock.js';
 import { RtpPortAllocator, RtpPortsExhaustedError, type RtpSocketPair } from './rtp/port-allocator.js';
 import { PromptLibrary } from './rtp/prompt-library.js';
@@ -22,7 +23,7 @@ import { RtpSession } from './rtp/rtp-session.js';
 import {
   parseNameAddr, parseUri, SipEndpoint, type Dialog, type IncomingInvite, type SipRequest,
 } from './sip/index.js';
-import { parseDtmfInfo } from './dtmf-info.js';
+import { parseDtmfInfo } from '../dtmf-info.js';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 
@@ -286,12 +287,7 @@ export class EmbeddedEngine implements CallEngine {
       logger: log,
     });
     const { domain } = route.call;
-    const settings: IvrSettings = {
-      ...DEFAULT_IVR_SETTINGS,
-      noInputTimeoutMs: this.opts.config.ivr.noInputTimeoutMs,
-      interDigitTimeoutMs: this.opts.config.ivr.interDigitTimeoutMs,
-      accessCodeLength: { minLength: domain.accessCodeMinLength, maxLength: domain.accessCodeMaxLength },
-    };
+    const settings = ivrSettingsFor(this.opts.config, domain);
     let session: CallSession | null = null;
     const call = new EmbeddedCall({
       dialog, rtp, codec: media.codec.name, prompts: this.prompts, domain: domain.name, logger: log,

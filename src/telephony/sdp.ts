@@ -1,11 +1,12 @@
 /**
- * SDP offer/answer for the embedded engine (RFC 3264), parsed and written with sdp-transform.
+ * SDP offer/answer (RFC 3264), parsed and written with sdp-transform: the embedded engine's
+ * answers, and the codec check both engines make before they answer (488 otherwise).
  * We take one audio stream with G.711 (PCMU or PCMA, in the offerer's order of preference) and
  * RFC 4733 telephone-event when offered; everything else is refused in the answer (port 0).
  */
 import { isIP } from 'node:net';
 import * as sdpTransform from 'sdp-transform';
-import type { AudioCodec } from './rtp/g711.js';
+import type { AudioCodec } from './embedded/rtp/g711.js';
 
 export interface NegotiatedMedia {
   readonly codec: { readonly name: AudioCodec; readonly payloadType: number };
