@@ -31,7 +31,19 @@ export interface Config {
   readonly trustedSipPeers: TrustedPeers;
   readonly defaultDomain: string | undefined;
   readonly drachtio: { readonly host: string; readonly port: number; readonly secret: string };
-  readonly freeswitch: { readonly host: string; readonly port: number; readonly secret: string };
+  readonly freeswitch: {
+    readonly host: string;
+    readonly port: number;
+    readonly secret: string;
+    /** SIP profile drachtio-fsmrf sends its INVITEs to (FREESWITCH_PROFILE). */
+    readonly profile: string;
+    /** The prompt folder as FreeSWITCH sees it (FREESWITCH_PROMPTS_DIR; default PROMPTS_DIR). */
+    readonly promptsDir: string;
+    /** Where we accept FreeSWITCH's per-call outbound ESL connections (ESL_LISTEN_ADDRESS/PORT). */
+    readonly eslListen: { readonly address: string; readonly port: number };
+    /** The address FreeSWITCH connects back to (ESL_ADVERTISED_ADDRESS); null → worked out. */
+    readonly eslAdvertisedAddress: string | null;
+  };
   readonly logLevel: LevelWithSilent;
   readonly promptsDir: string;
   /** Time between 180 Ringing and 200 OK; 0 answers at once. Lets operators give callers a ring. */
@@ -161,6 +173,19 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   const logLevel = (value(env, 'LOG_LEVEL') ?? 'info') as LevelWithSilent;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('LOG_LEVEL', LOG_LEVELS.join(', '), logLevel);
   const cwd = options.cwd ?? process.cwd();
+  const appPromptsDir = resolve(cwd, value(env, 'PROMPTS_DIR') ?? promptsDir);
+  const freeswitchPromptsDir = value(env, 'FREESWITCH_PROMPTS_DIR') ?? appPromptsDir;
+  if (!freeswitchPromptsDir.startsWith('/')) {
+    throw new ConfigError('FREESWITCH_PROMPTS_DIR', 'an absolute path (as FreeSWITCH sees it)', freeswitchPromptsDir);
+  }
+  const freeswitchProfile = value(env, 'FREESWITCH_PROFILE') ?? 'drachtio_mrf';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(freeswitchProfile)) {
+    throw new ConfigError('FREESWITCH_PROFILE', 'a SIP profile name (letters, digits, _ . -)', freeswitchProfile);
+  }
+  const eslAdvertised = value(env, 'ESL_ADVERTISED_ADDRESS');
+  if (eslAdvertised !== undefined && !/^[A-Za-z0-9.\-:]+$/.test(eslAdvertised)) {
+    throw new ConfigError('ESL_ADVERTISED_ADDRESS', 'a host name or address', eslAdvertised);
+  }
 
   return {
     sipEngine: sipEngineRaw,
@@ -186,9 +211,16 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
       host: hostName(env, 'FREESWITCH_HOST', '127.0.0.1'),
       port: integer(env, 'FREESWITCH_PORT', 8021, 1, 65535, 'a port number from 1 to 65535'),
       secret: value(env, 'FREESWITCH_SECRET') ?? 'ClueCon',
+      profile: freeswitchProfile,
+      promptsDir: freeswitchPromptsDir.replace(/\/+$/, '') || '/',
+      eslListen: {
+        address: ipAddress(env, 'ESL_LISTEN_ADDRESS', '0.0.0.0'),
+        port: integer(env, 'ESL_LISTEN_PORT', 8085, 0, 65535, 'a port number from 0 to 65535'),
+      },
+      eslAdvertisedAddress: eslAdvertised ?? null,
     },
     logLevel,
-    promptsDir: resolve(cwd, value(env, 'PROMPTS_DIR') ?? promptsDir),
+    promptsDir: appPromptsDir,
     answerDelayMs: integer(env, 'ANSWER_DELAY_MS', 0, 0, 60_000),
     ivr: {
       noInputTimeoutMs: integer(env, 'IVR_NO_INPUT_TIMEOUT_MS', 5000, 500, 60_000),

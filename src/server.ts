@@ -13,6 +13,7 @@ import { seedDemo } from './store/demo.js';
 import { CallRouter } from './telephony/router.js';
 import type { CallEngine } from './telephony/engine.js';
 import { EmbeddedEngine } from './telephony/embedded/engine.js';
+import { DrachtioEngine } from './telephony/drachtio/engine.js';
 
 export interface RunningServer {
   readonly core: Core;
@@ -95,7 +96,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
 async function createEngine(config: Config, core: Core, router: CallRouter, logger: Logger): Promise<CallEngine> {
   if (config.sipEngine === 'drachtio') {
-    throw new Error('SIP_ENGINE=drachtio: the drachtio/FreeSWITCH engine is not part of this build yet; use SIP_ENGINE=embedded');
+    return new DrachtioEngine({ config, router, accessCodes: core.accessCodes, logger });
   }
   return EmbeddedEngine.create({ config, router, accessCodes: core.accessCodes, logger });
 }
