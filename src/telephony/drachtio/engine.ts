@@ -163,6 +163,10 @@ export class DrachtioEngine implements CallEngine {
 
   async drain(graceMs: number): Promise<void> {
     this.#accepting = false;
+    // With several vmaccess apps on one drachtio-server, stop being offered new INVITEs so they
+    // go to the others (`remove_route|invite`); in-dialog requests of our calls still arrive.
+    // An INVITE already on its way still gets 503 + Retry-After.
+    withdrawInviteRoute(this.#srf, this.#log);
     const until = Date.now() + graceMs;
     // Calls being answered right now become calls (or fail) first.
     await Promise.race([Promise.all([...this.#setups]), sleep(graceMs)]);
@@ -342,6 +346,17 @@ export class DrachtioEngine implements CallEngine {
       endpoint.execute('start_dtmf').catch((err: unknown) => log.warn({ err: (err as Error).message }, 'start_dtmf failed'));
     }
     session.start();
+  }
+}
+
+/** drachtio-srf 5.0.29's agent (lib/drachtio-agent.js) keeps the routed verbs; srf does not expose removal. */
+function withdrawInviteRoute(srf: SrfApp, log: Logger): void {
+  const agent = (srf.app as unknown as { client?: { removeRoute?: (verb: string) => void } }).client;
+  try {
+    agent?.removeRoute?.('invite');
+    log.info('draining: asked drachtio-server to send new INVITEs elsewhere');
+  } catch (err) {
+    log.debug({ err: (err as Error).message }, 'could not withdraw the INVITE route');
   }
 }
 

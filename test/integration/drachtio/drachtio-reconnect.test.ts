@@ -155,7 +155,7 @@ describe('drachtio engine: peers that come and go', () => {
     expect((t.server.engine as DrachtioEngine).mediaServerState).not.toBe('ready');
   }, 30_000);
 
-  it('SIGTERM-style drain: a call in progress finishes, new INVITEs get 503 meanwhile', async () => {
+  it('SIGTERM-style drain: the INVITE route is withdrawn, a call in progress finishes, an INVITE that still comes gets 503', async () => {
     const drachtio = await FakeDrachtioServer.start({ secret: SECRET });
     cleanups.push(() => drachtio.close());
     const fs = await FakeFreeSwitch.start(drachtio, { password: PASSWORD, playbackSpeed: 8 });
@@ -170,6 +170,7 @@ describe('drachtio engine: peers that come and go', () => {
     const channel = await channelP;
 
     const drained = engine.drain(20_000);
+    await waitFor(() => !drachtio.routes.has('invite'), 5000, 'remove_route|invite');
     const refused = await new FakeCaller(drachtio, '127.0.0.1', 5205).invite({ requestUri: 'sip:*97@demo.local', from: '<sip:202@demo.local>' });
     expect(refused.status).toBe(503);
     await channel.pressDigits('4826#');
