@@ -31,13 +31,27 @@ describe('config defaults (CONTRACT)', () => {
     expect(c.defaultDomain).toBeUndefined();
     expect(c.logLevel).toBe('info');
     expect(c.drachtio).toEqual({ host: '127.0.0.1', port: 9022, secret: 'cymru' });
-    expect(c.freeswitch).toEqual({ host: '127.0.0.1', port: 8021, secret: 'ClueCon' });
+    expect(c.freeswitch).toEqual({
+      host: '127.0.0.1', port: 8021, secret: 'ClueCon', profile: 'drachtio_mrf',
+      promptsDir: c.promptsDir, eslListen: { address: '0.0.0.0', port: 8085 }, eslAdvertisedAddress: null,
+    });
+    expect(c.freeswitch.promptsDir.startsWith('/')).toBe(true);
     expect(c.ivr).toEqual({ noInputTimeoutMs: 5000, interDigitTimeoutMs: 5000 });
     expect(c.shutdownGraceMs).toBe(30_000);
   });
   it('--demo makes demo.local the default domain', () => {
     expect(loadConfig({}, { demo: true }).defaultDomain).toBe('demo.local');
     expect(loadConfig({ DEFAULT_DOMAIN: 'Other.Local' }, { demo: true }).defaultDomain).toBe('other.local');
+  });
+  it('drachtio engine: FreeSWITCH prompt path, profile and the ESL listener are configurable', () => {
+    const c = loadConfig({
+      SIP_ENGINE: 'drachtio', FREESWITCH_PROMPTS_DIR: '/opt/vmaccess/ivr-prompts/', FREESWITCH_PROFILE: 'mrf',
+      ESL_LISTEN_ADDRESS: '10.0.0.2', ESL_LISTEN_PORT: '0', ESL_ADVERTISED_ADDRESS: 'vmaccess',
+    });
+    expect(c.sipEngine).toBe('drachtio');
+    expect(c.freeswitch).toMatchObject({
+      promptsDir: '/opt/vmaccess/ivr-prompts', profile: 'mrf', eslListen: { address: '10.0.0.2', port: 0 }, eslAdvertisedAddress: 'vmaccess',
+    });
   });
   it('RTP_ADDRESS defaults to a concrete SIP_ADDRESS', () => {
     expect(loadConfig({ SIP_ADDRESS: '192.0.2.10' }).rtp.address).toBe('192.0.2.10');
@@ -64,6 +78,11 @@ describe('bad values name the variable and what is expected', () => {
     [{ DEFAULT_DOMAIN: 'bad domain' }, 'DEFAULT_DOMAIN'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ DRACHTIO_PORT: '0' }, 'DRACHTIO_PORT'],
+    [{ FREESWITCH_PROMPTS_DIR: 'ivr-prompts' }, 'FREESWITCH_PROMPTS_DIR'],
+    [{ FREESWITCH_PROFILE: 'drachtio mrf' }, 'FREESWITCH_PROFILE'],
+    [{ ESL_LISTEN_ADDRESS: 'any' }, 'ESL_LISTEN_ADDRESS'],
+    [{ ESL_LISTEN_PORT: '99999' }, 'ESL_LISTEN_PORT'],
+    [{ ESL_ADVERTISED_ADDRESS: 'a b' }, 'ESL_ADVERTISED_ADDRESS'],
     [{ ANSWER_DELAY_MS: '1.5' }, 'ANSWER_DELAY_MS'],
     [{ IVR_NO_INPUT_TIMEOUT_MS: '10' }, 'IVR_NO_INPUT_TIMEOUT_MS'],
   ];
