@@ -9,6 +9,7 @@ import { loadPepper } from './domain/pepper.js';
 import { createLoginGuard } from './guard/create-login-guard.js';
 import type { LoginGuard } from './guard/login-guard.js';
 import { AccessCodeService } from './mailbox/access-code-service.js';
+import { Metrics } from './metrics/metrics.js';
 import { openDatabase, type Database } from './store/database.js';
 import { migrate } from './store/migrate.js';
 
@@ -20,6 +21,8 @@ export interface Core {
   readonly accessCodes: AccessCodeService;
   /** Failed-login counters and locks: Redis with REDIS_URL, else in this process. */
   readonly guard: LoginGuard;
+  /** Prometheus metrics of this server (GET /metrics). */
+  readonly metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -37,9 +40,10 @@ export async function openCore(config: Config, logger: Logger, opts: { migrate: 
   }
   const hasher = new AccessCodeHasher(pepper);
   const guard = createLoginGuard(config, logger);
-  const accessCodes = new AccessCodeService({ db, hasher, logger, guard });
+  const metrics = new Metrics();
+  const accessCodes = new AccessCodeService({ db, hasher, logger, guard, metrics });
   return {
-    config, logger, db, hasher, accessCodes, guard,
+    config, logger, db, hasher, accessCodes, guard, metrics,
     close: async () => {
       await guard.close();
       await db.close();

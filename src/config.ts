@@ -51,9 +51,16 @@ export interface Config {
   readonly ivr: { readonly noInputTimeoutMs: number; readonly interDigitTimeoutMs: number };
   /** How long active calls may go on after SIGTERM/SIGINT before they are hung up. */
   readonly shutdownGraceMs: number;
+  /** Calls carried at once; further INVITEs get 503 with Retry-After (MAX_CALLS). */
+  readonly maxCalls: number;
+  /** INVITEs per second from one untrusted source address, and the burst allowed (INVITE_RATE_PER_SOURCE / INVITE_BURST_PER_SOURCE). */
+  readonly inviteRate: { readonly perSecond: number; readonly burst: number };
 }
 
 type Env = Record<string, string | undefined>;
+
+/** Default MAX_CALLS, sized from the capacity measured on a 2-core machine (BENCHMARKS.md). */
+export const DEFAULT_MAX_CALLS = 1000;
 
 const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -227,5 +234,10 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
       interDigitTimeoutMs: integer(env, 'IVR_INTER_DIGIT_TIMEOUT_MS', 5000, 500, 60_000),
     },
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 30_000, 0, 300_000),
+    maxCalls: integer(env, 'MAX_CALLS', DEFAULT_MAX_CALLS, 1, 100_000),
+    inviteRate: {
+      perSecond: integer(env, 'INVITE_RATE_PER_SOURCE', 5, 0, 100_000, 'an integer from 0 (no limit) to 100000'),
+      burst: integer(env, 'INVITE_BURST_PER_SOURCE', 10, 1, 100_000),
+    },
   };
 }

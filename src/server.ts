@@ -56,6 +56,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       address: config.http.address,
       port: config.http.port,
       admin: new LocalAdmin(core),
+      metrics: core.metrics,
       health: [
         { name: 'store', check: () => core.db.ping().then(() => true, () => false) },
         ...engine.health(),
@@ -96,9 +97,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
 async function createEngine(config: Config, core: Core, router: CallRouter, logger: Logger): Promise<CallEngine> {
   if (config.sipEngine === 'drachtio') {
-    return new DrachtioEngine({ config, router, accessCodes: core.accessCodes, logger });
+    return new DrachtioEngine({ config, router, accessCodes: core.accessCodes, logger, metrics: core.metrics });
   }
-  return EmbeddedEngine.create({ config, router, accessCodes: core.accessCodes, logger });
+  return EmbeddedEngine.create({ config, router, accessCodes: core.accessCodes, logger, metrics: core.metrics });
 }
 
 /** `vmaccess serve`: runs until SIGTERM/SIGINT, then drains and returns the exit code. */

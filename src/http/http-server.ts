@@ -1,5 +1,6 @@
 /**
- * The HTTP side of the server: `GET /healthz` for load balancers and orchestration, and the
+ * The HTTP side of the server: `GET /healthz` for load balancers and orchestration, `GET /metrics`
+ * for Prometheus, and the
  * token-protected `/admin/*` endpoint the CLI uses while this server owns the data directory.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -7,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import type { AdminOperations } from '../admin/admin.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 /** One thing /healthz reports on; `check` resolves true when it is healthy. */
 export interface HealthCheck {
@@ -20,6 +22,8 @@ export interface HttpServerOptions {
   readonly health: readonly HealthCheck[];
   readonly admin: AdminOperations;
   readonly logger: Logger;
+  /** GET /metrics (Prometheus text format); absent → 404. */
+  readonly metrics?: Metrics;
 }
 
 const HEALTH_TIMEOUT_MS = 2_000;
@@ -95,6 +99,13 @@ export class HttpEndpoint {
         status: ok ? 'ok' : 'unavailable',
         checks: Object.fromEntries(results.map(([name, healthy]) => [name, healthy ? 'ok' : 'failing'])),
       });
+    }
+    if (url.pathname === '/metrics' && this.opts.metrics !== undefined) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'use GET' });
+      const text = await this.opts.metrics.text();
+      res.writeHead(200, { 'content-type': this.opts.metrics.contentType, 'cache-control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : text);
+      return;
     }
     if (url.pathname.startsWith('/admin/')) return this.handleAdmin(req, res, url);
     return send(res, 404, { error: 'not found' });

@@ -7,6 +7,7 @@ import type { LoginGuard, LoginVerdict } from '../guard/login-guard.js';
 import { MemoryLoginGuard } from '../guard/memory-login-guard.js';
 import { appendAuditEvent, type AuditChannel, type NewAuditEvent } from '../store/audit.js';
 import { describeError, type Database, type Queryable } from '../store/database.js';
+import type { LoginOutcome, Metrics } from '../metrics/metrics.js';
 
 /** Who is acting, for the audit trail. */
 export interface CallContext {
@@ -57,9 +58,11 @@ export class AccessCodeService {
   readonly #hasher: AccessCodeHasher;
   readonly #logger: Logger;
   readonly #guard: LoginGuard;
+  readonly #metrics: Metrics | undefined;
 
   /** Without a `guard`, a private in-process one (the lockout is never off). */
-  constructor(deps: { db: Database; hasher: AccessCodeHasher; logger: Logger; guard?: LoginGuard }) {
+  constructor(deps: { db: Database; hasher: AccessCodeHasher; logger: Logger; guard?: LoginGuard; metrics?: Metrics }) {
+    this.#metrics = deps.metrics;
     this.#db = deps.db;
     this.#hasher = deps.hasher;
     this.#logger = deps.logger;
@@ -79,6 +82,10 @@ export class AccessCodeService {
    */
   async verifyLogin(domain: string, mailbox: string, accessCode: string, ctx: CallContext): Promise<LoginResult> {
     const domainName = domain.toLowerCase();
+    const counted = (outcome: LoginOutcome, result: LoginResult): LoginResult => {
+      this.#metrics?.logins.inc({ outcome });
+      return result;
+    };
     let credential: { hash: string | null; mustChange: boolean };
     try {
       const rows = await this.#db.query<{ hash: string | null; must_change: boolean | null }>(
@@ -92,7 +99,7 @@ export class AccessCodeService {
       credential = { hash: rows[0]?.hash ?? null, mustChange: rows[0]?.must_change === true };
     } catch (err) {
       this.#logFailure('verifyLogin', domainName, err);
-      return { result: 'unavailable' };
+      return counted('unavailable', { result: 'unavailable' });
     }
 
     let matched: boolean;
@@ -101,7 +108,7 @@ export class AccessCodeService {
     } catch (err) {
       // A malformed stored hash: a data problem an operator must fix, not a wrong code.
       this.#logFailure('verifyLogin', domainName, err);
-      return { result: 'unavailable' };
+      return counted('unavailable', { result: 'unavailable' });
     }
 
     const auditOf = (event: NewAuditEvent['event']): NewAuditEvent => ({
@@ -117,33 +124,36 @@ export class AccessCodeService {
     try {
       verdict = await this.#guard.recordAttempt({ domain: domainName, mailbox, source: ctx.loginSource }, matched);
     } catch (err) {
+      this.#metrics?.redisErrors.inc();
       this.#logger.error({ operation: 'verifyLogin', domain: domainName, error: describeError(err) },
         'failed-login counters unavailable: login refused (fail closed)');
       // A wrong code is still a failed login for the audit trail; a right one was not let in.
       if (!matched) await appendAuditEvent(this.#db, auditOf('login_failed')).catch((e: unknown) => this.#logFailure('verifyLogin', domainName, e));
-      return { result: 'unavailable' };
+      return counted('unavailable', { result: 'unavailable' });
     }
     if (verdict.sourceBlocked) {
       this.#logger.warn({ domain: domainName, source: ctx.loginSource, channel: ctx.channel, callId: ctx.callId },
         'failed-login limit reached: logins from this source refused for a while');
     }
     if (verdict.mailboxLocked) {
+      this.#metrics?.lockouts.inc();
       // The mailbox number stays out of the log (it may be digits the caller typed); the audit row has it.
       this.#logger.warn({ domain: domainName, channel: ctx.channel, callId: ctx.callId }, 'failed-login limit reached: mailbox locked');
     }
 
     const ok = verdict.admitted;
+    const refusal: LoginOutcome = matched ? 'refused_locked' : 'failed';
     try {
       await appendAuditEvent(this.#db, auditOf(ok ? 'login_succeeded' : 'login_failed'));
     } catch (err) {
       this.#logFailure('verifyLogin', domainName, err);
       // No login without its audit row: fail closed. A failed login stays a failed login.
-      return ok ? { result: 'unavailable' } : { result: 'rejected' };
+      return ok ? counted('unavailable', { result: 'unavailable' }) : counted(refusal, { result: 'rejected' });
     }
     if (verdict.mailboxLocked) {
       await appendAuditEvent(this.#db, auditOf('mailbox_locked')).catch((err: unknown) => this.#logFailure('verifyLogin', domainName, err));
     }
-    return ok ? { result: 'ok', mustChange: credential.mustChange } : { result: 'rejected' };
+    return ok ? counted('succeeded', { result: 'ok', mustChange: credential.mustChange }) : counted(refusal, { result: 'rejected' });
   }
 
   /**
@@ -279,6 +289,7 @@ export class AccessCodeService {
   }
 
   #logFailure(operation: string, domain: string, err: unknown): void {
+    if (!(err instanceof ChangeRefused)) this.#metrics?.storeErrors.inc();
     if (err instanceof ChangeRefused) {
       this.#logger.warn({ operation, domain, reason: err.message }, 'access-code request refused');
     } else {

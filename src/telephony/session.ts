@@ -10,6 +10,7 @@ import type {
 } from '../ivr/types.js';
 import type { AccessCodeService, CallContext } from '../mailbox/access-code-service.js';
 import type { CallControl, CallEvents, DigitMethod } from './call-control.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 /** The store operations the IVR needs: the access-code service's, behind a port for tests. */
 export type AccessCodeOperations = Pick<AccessCodeService, 'verifyLogin' | 'checkNewAccessCode' | 'changeAccessCode'>;
@@ -24,7 +25,19 @@ export interface CallSessionOptions {
   /** Who the per-source failed-login limit counts (guard/login-guard.ts failedLoginSource). */
   readonly loginSource?: string;
   readonly logger: Logger;
+  readonly metrics?: Metrics;
+  /** Milliseconds clock for the key rate limit (tests inject one). */
+  readonly now?: () => number;
 }
+
+/**
+ * Per-call key rate limit: a token bucket of KEY_BURST keys refilled at KEY_RATE_PER_S. A person
+ * presses at most a few keys a second (a held key is one press); a flood of RFC 4733 events or
+ * INFO requests from one call is cut here, before the machine, so it cannot take the event loop
+ * from the other calls. Dropped keys are counted (vmaccess_dtmf_dropped_total), never logged.
+ */
+export const KEY_BURST = 20;
+export const KEY_RATE_PER_S = 10;
 
 export type SessionEndReason = 'localHangup' | 'remoteHangup';
 
@@ -39,12 +52,16 @@ export class CallSession implements CallEvents {
   readonly ended: Promise<SessionEndReason>;
   private readonly ctx: CallContext;
   private readonly log: Logger;
+  private keyTokens = KEY_BURST;
+  private keyRefilledAt: number;
+  private keysDropped = 0;
 
   constructor(private readonly opts: CallSessionOptions) {
     this.state = initialState(opts.settings);
     this.ended = new Promise((resolve) => { this.resolveEnded = resolve; });
     this.ctx = { channel: 'phone', actor: opts.actor, callId: opts.call.callId, loginSource: opts.loginSource };
     this.log = opts.logger.child({ callId: opts.call.callId, domain: opts.domain });
+    this.keyRefilledAt = (opts.now ?? Date.now)();
   }
 
   get phase(): IvrState['phase'] {
@@ -57,6 +74,17 @@ export class CallSession implements CallEvents {
   }
 
   digit(digit: Digit, method: DigitMethod): void {
+    if (this.finished) return;
+    const now = (this.opts.now ?? Date.now)();
+    this.keyTokens = Math.min(KEY_BURST, this.keyTokens + ((now - this.keyRefilledAt) * KEY_RATE_PER_S) / 1000);
+    this.keyRefilledAt = now;
+    if (this.keyTokens < 1) {
+      this.opts.metrics?.dtmfDropped.inc();
+      if (this.keysDropped++ === 0) this.log.warn({ method }, 'key flood: keys dropped (per-call key rate limit)');
+      return;
+    }
+    this.keyTokens -= 1;
+    this.opts.metrics?.dtmf.inc({ method });
     // The digit itself is never logged: it may be part of an access code.
     this.log.trace({ method }, 'key pressed');
     this.dispatch({ type: 'digit', digit });

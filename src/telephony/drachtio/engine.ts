@@ -21,6 +21,8 @@ import { CallSession, type AccessCodeOperations } from '../session.js';
 import { ivrSettingsFor } from '../ivr-settings.js';
 import { negotiate, type NegotiatedMedia } from '../sdp.js';
 import { parseDtmfInfo } from '../dtmf-info.js';
+import { InviteRateLimiter } from '../invite-rate-limiter.js';
+import type { Metrics } from '../../metrics/metrics.js';
 import type { DigitMethod } from '../call-control.js';
 import { addressingOf } from './addressing.js';
 import { DrachtioCall } from './drachtio-call.js';
@@ -35,6 +37,7 @@ export interface DrachtioEngineOptions {
   readonly logger: Logger;
   /** Longest wait between reconnects to drachtio-server and FreeSWITCH (tests shorten it). */
   readonly maxRetryMs?: number;
+  readonly metrics?: Metrics;
 }
 
 interface ActiveCall {
@@ -66,6 +69,7 @@ export class DrachtioEngine implements CallEngine {
   #lastDrachtioError = '';
   #accepting = true;
   #closed = false;
+  readonly #inviteRate: InviteRateLimiter;
 
   constructor(private readonly opts: DrachtioEngineOptions) {
     const { config } = opts;
@@ -84,6 +88,9 @@ export class DrachtioEngine implements CallEngine {
       logger: this.#log,
       ...(opts.maxRetryMs !== undefined ? { maxRetryMs: opts.maxRetryMs } : {}),
     });
+    this.#inviteRate = new InviteRateLimiter({ ratePerS: config.inviteRate.perSecond, burst: config.inviteRate.burst });
+    // RTP is FreeSWITCH's here: only the call count is ours to report.
+    opts.metrics?.setMediaSource({ activeCalls: () => this.#calls.size, rtpPacketsSent: () => 0, rtpLateTicks: () => 0, rtpSkippedSlots: () => 0 });
   }
 
   get activeCalls(): number {
@@ -202,6 +209,7 @@ export class DrachtioEngine implements CallEngine {
     if (res.finalResponseSent) return;
     try {
       res.send(status, headers !== undefined ? { headers } : {});
+      this.opts.metrics?.invitesRejected.inc({ status: String(status) });
     } catch (err) {
       this.#log.debug({ err }, 'reject after final response');
     }
@@ -215,6 +223,19 @@ export class DrachtioEngine implements CallEngine {
 
     if (!this.#accepting) {
       this.#reject(res, 503, { 'Retry-After': RETRY_AFTER_BUSY_S });
+      return;
+    }
+    // Capacity and floods (RFC 3261 §21.5.4 503 with Retry-After).
+    // This INVITE is not in #setups yet (it is added once its handler returns its promise).
+    if (this.#calls.size + this.#setups.size >= this.opts.config.maxCalls) {
+      log.warn({ activeCalls: this.#calls.size, maxCalls: this.opts.config.maxCalls }, 'INVITE refused: MAX_CALLS reached');
+      this.#reject(res, 503, { 'Retry-After': RETRY_AFTER_BUSY_S });
+      return;
+    }
+    const source = req.source_address;
+    if (!this.opts.config.trustedSipPeers.contains(source) && !this.#inviteRate.allow(source)) {
+      log.warn({ source }, 'INVITE refused: per-source INVITE rate exceeded');
+      this.#reject(res, 503, { 'Retry-After': String(this.#inviteRate.retryAfterS(source)) });
       return;
     }
 
@@ -276,6 +297,7 @@ export class DrachtioEngine implements CallEngine {
       return;
     }
     if (cancelled || this.#closed) {
+      if (cancelled) this.opts.metrics?.calls.inc({ outcome: 'cancelled' });
       await endpoint.destroy().catch(() => undefined);
       return;
     }
@@ -302,6 +324,7 @@ export class DrachtioEngine implements CallEngine {
     const session = new CallSession({
       call, domain: domain.name, entry: route.call.entry, settings: ivrSettingsFor(this.opts.config, domain),
       accessCodes: this.opts.accessCodes, actor: route.call.actor, loginSource, logger: this.opts.logger,
+      ...(this.opts.metrics !== undefined ? { metrics: this.opts.metrics } : {}),
     });
 
     endpoint.on('dtmf', (evt: DtmfEvent) => {
@@ -336,7 +359,8 @@ export class DrachtioEngine implements CallEngine {
     dialog.on('destroy', () => session.remoteHangup('bye'));
     endpoint.on('destroy', () => session.remoteHangup('media'));
 
-    const done = session.ended.then(async () => {
+    const done = session.ended.then(async (reason) => {
+      this.opts.metrics?.calls.inc({ outcome: reason === 'localHangup' ? 'ended_by_server' : 'ended_by_caller' });
       await call.release();
       this.#calls.delete(callId);
     });

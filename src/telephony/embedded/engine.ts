@@ -24,6 +24,8 @@ import {
   parseNameAddr, parseUri, SipEndpoint, type Dialog, type IncomingInvite, type SipRequest,
 } from './sip/index.js';
 import { parseDtmfInfo } from '../dtmf-info.js';
+import { InviteRateLimiter } from '../invite-rate-limiter.js';
+import type { Metrics } from '../../metrics/metrics.js';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 
@@ -32,12 +34,14 @@ export interface EmbeddedEngineOptions {
   readonly router: CallRouter;
   readonly accessCodes: AccessCodeOperations;
   readonly logger: Logger;
+  readonly metrics?: Metrics;
 }
 
 interface ActiveCall {
   readonly callId: string;
   readonly call: EmbeddedCall;
   readonly session: CallSession;
+  readonly rtp: RtpSession;
   readonly done: Promise<void>;
 }
 
@@ -52,6 +56,11 @@ export class EmbeddedEngine implements CallEngine {
   private readonly calls = new Map<string, ActiveCall>();
   private readonly log: Logger;
   private listening = false;
+  /** INVITEs between arrival and a call (routing, ports, 200): MAX_CALLS counts them too. */
+  private setups = 0;
+  /** RTP packets sent by calls that have ended (the live ones are summed at scrape time). */
+  private rtpSentByEndedCalls = 0;
+  private readonly inviteRate: InviteRateLimiter;
 
   private constructor(private readonly opts: EmbeddedEngineOptions, private readonly prompts: PromptLibrary) {
     const { config } = opts;
@@ -71,6 +80,13 @@ export class EmbeddedEngine implements CallEngine {
     };
     const rtpBind = config.sip.address === '::' ? '::' : config.sip.address === '0.0.0.0' ? '0.0.0.0' : config.sip.address;
     this.ports = new RtpPortAllocator({ address: rtpBind, min: config.rtp.portMin, max: config.rtp.portMax });
+    this.inviteRate = new InviteRateLimiter({ ratePerS: config.inviteRate.perSecond, burst: config.inviteRate.burst });
+    opts.metrics?.setMediaSource({
+      activeCalls: () => this.calls.size,
+      rtpPacketsSent: () => this.rtpSentByEndedCalls + [...this.calls.values()].reduce((n, c) => n + c.rtp.stats().packetsSent, 0),
+      rtpLateTicks: () => this.clock.stats().lateTicks,
+      rtpSkippedSlots: () => this.clock.stats().skippedSlots,
+    });
   }
 
   static async create(opts: EmbeddedEngineOptions): Promise<EmbeddedEngine> {
@@ -138,6 +154,7 @@ export class EmbeddedEngine implements CallEngine {
   private safeReject(invite: IncomingInvite, status: number, reason: string, headers?: Record<string, string>): void {
     try {
       invite.reject(status, reason, headers);
+      this.opts.metrics?.invitesRejected.inc({ status: String(status) });
     } catch (err) {
       this.log.debug({ err }, 'reject after final response');
     }
@@ -171,9 +188,32 @@ export class EmbeddedEngine implements CallEngine {
   }
 
   private async onInvite(invite: IncomingInvite): Promise<void> {
+    this.setups += 1;
+    try {
+      await this.admitInvite(invite);
+    } finally {
+      this.setups -= 1;
+    }
+  }
+
+  private async admitInvite(invite: IncomingInvite): Promise<void> {
     const req = invite.request;
     const callId = req.get('call-id') ?? '';
     const log = this.log.child({ callId });
+    const { config } = this.opts;
+
+    // Capacity and floods first: RFC 3261 §21.5.4 503 with Retry-After (§20.33).
+    if (this.calls.size + this.setups > config.maxCalls) {
+      log.warn({ activeCalls: this.calls.size, maxCalls: config.maxCalls }, 'INVITE refused: MAX_CALLS reached');
+      this.safeReject(invite, 503, 'Service Unavailable', { 'Retry-After': RETRY_AFTER_BUSY_S });
+      return;
+    }
+    const source = invite.source.address;
+    if (!config.trustedSipPeers.contains(source) && !this.inviteRate.allow(source)) {
+      log.warn({ source }, 'INVITE refused: per-source INVITE rate exceeded');
+      this.safeReject(invite, 503, 'Service Unavailable', { 'Retry-After': String(this.inviteRate.retryAfterS(source)) });
+      return;
+    }
 
     // Media first: an offer we cannot answer is refused before touching the store.
     const contentType = (req.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
@@ -208,7 +248,10 @@ export class EmbeddedEngine implements CallEngine {
       this.safeReject(invite, 404, 'Not Found');
       return;
     }
-    if (invite.cancelled) return;
+    if (invite.cancelled) {
+      this.opts.metrics?.calls.inc({ outcome: 'cancelled' });
+      return;
+    }
 
     let pair: RtpSocketPair;
     try {
@@ -239,6 +282,7 @@ export class EmbeddedEngine implements CallEngine {
         await sleep(this.opts.config.answerDelayMs);
       }
       if (invite.cancelled) {
+        this.opts.metrics?.calls.inc({ outcome: 'cancelled' });
         release();
         return;
       }
@@ -296,6 +340,7 @@ export class EmbeddedEngine implements CallEngine {
     session = new CallSession({
       call, domain: domain.name, entry: route.call.entry, settings,
       accessCodes: this.opts.accessCodes, actor: route.call.actor, loginSource, logger: this.opts.logger,
+      ...(this.opts.metrics !== undefined ? { metrics: this.opts.metrics } : {}),
     });
     const s = session;
     rtp.on('telephoneEvent', (digit, method) => s.digit(digit, method));
@@ -331,12 +376,14 @@ export class EmbeddedEngine implements CallEngine {
       respond(200, 'OK', { contentType: 'application/sdp', content: buildAnswer({ ...local, sessionVersion: version }, result.media) });
     });
 
-    const done = s.ended.then(() => {
+    const done = s.ended.then((reason) => {
+      this.opts.metrics?.calls.inc({ outcome: reason === 'localHangup' ? 'ended_by_server' : 'ended_by_caller' });
+      this.rtpSentByEndedCalls += rtp.stats().packetsSent;
       rtp.close();
       release();
       this.calls.delete(dialog.callId);
     });
-    this.calls.set(dialog.callId, { callId: dialog.callId, call, session: s, done });
+    this.calls.set(dialog.callId, { callId: dialog.callId, call, session: s, rtp, done });
     rtp.start();
     s.start();
   }

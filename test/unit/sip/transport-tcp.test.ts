@@ -29,7 +29,7 @@ describe('TcpFramer (RFC 3261 §18.3 stream framing)', () => {
   });
 
   it('reports oversize messages and unreadable Content-Length', () => {
-    expect(new TcpFramer(100).push(Buffer.from(message('x'.repeat(200))))[0]).toMatchObject({ kind: 'oversize' });
+    expect(new TcpFramer(100).push(Buffer.from(message('x'.repeat(200))))[0]).toMatchObject({ kind: 'oversize', part: 'body' });
     expect(new TcpFramer(100).push(Buffer.alloc(300, 0x41))[0]).toEqual({ kind: 'oversize' });
     const bad = 'OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n';
     expect(new TcpFramer(1000).push(Buffer.from(bad))[0]).toMatchObject({ kind: 'unframeable' });
@@ -160,11 +160,20 @@ describe('SipEndpoint over TCP', () => {
     client.socket.destroy();
   });
 
-  it('a message over 64 KiB gets 513 and the connection is closed', async () => {
+  it('a body over 64 KiB gets 413 and the connection is closed', async () => {
     const client = await TcpClient.open(endpoint.local.port);
     const callId = `big${randomId()}`;
     client.write(request(client, 'OPTIONS', callId, ['Content-Type: text/plain'], 'x'.repeat(70_000)));
-    await client.response(513, 'OPTIONS');
+    await client.response(413, 'OPTIONS');
+    await client.until(() => client.closed);
+    expect(client.closed).toBe(true);
+  });
+
+  it('a header section over 64 KiB gets 400 and the connection is closed', async () => {
+    const client = await TcpClient.open(endpoint.local.port);
+    const callId = `bighead${randomId()}`;
+    client.write(request(client, 'OPTIONS', callId, [`X-Padding: ${'y'.repeat(70_000)}`]));
+    await client.response(400, 'OPTIONS');
     await client.until(() => client.closed);
     expect(client.closed).toBe(true);
   });

@@ -7,7 +7,8 @@ import { silentLogger } from '../../../src/log.js';
 import type { PromptId } from '../../../src/ivr/prompts.js';
 import { DEFAULT_IVR_SETTINGS } from '../../../src/ivr/types.js';
 import type { CallControl } from '../../../src/telephony/call-control.js';
-import { CallSession, type AccessCodeOperations } from '../../../src/telephony/session.js';
+import { CallSession, KEY_BURST, KEY_RATE_PER_S, type AccessCodeOperations } from '../../../src/telephony/session.js';
+import { Metrics } from '../../../src/metrics/metrics.js';
 
 class FakeCall implements CallControl {
   readonly callId = 'fake-call-1';
@@ -156,5 +157,24 @@ describe('CallSession', () => {
     await flush();
     expect(call.transfers).toEqual(['201']);
     expect(call.hangups).toBe(1);
+  });
+
+  it('a key flood is cut by the per-call rate limit (burst, then the refill rate), counted, never logged', async () => {
+    const call = new FakeCall();
+    const metrics = new Metrics({ defaultMetrics: false });
+    const s = new CallSession({
+      call, domain: 'demo.local', entry: { kind: 'accountNumber' }, settings: DEFAULT_IVR_SETTINGS,
+      accessCodes: operations(), actor: 'x', logger: silentLogger, metrics,
+    });
+    s.start();
+    for (let i = 0; i < KEY_BURST + 5; i++) s.digit('1', 'rfc4733');
+    const count = async (name: string): Promise<number> => (await metrics.registry.getSingleMetric(name)!.get()).values.reduce((n, v) => n + v.value, 0);
+    expect(await count('vmaccess_dtmf_total')).toBe(KEY_BURST);
+    expect(await count('vmaccess_dtmf_dropped_total')).toBe(5);
+    await vi.advanceTimersByTimeAsync(500); // half a second refills KEY_RATE_PER_S / 2 keys
+    for (let i = 0; i < KEY_RATE_PER_S / 2 + 1; i++) s.digit('1', 'rfc4733');
+    expect(await count('vmaccess_dtmf_total')).toBe(KEY_BURST + KEY_RATE_PER_S / 2);
+    expect(await count('vmaccess_dtmf_dropped_total')).toBe(6);
+    s.remoteHangup('bye');
   });
 });

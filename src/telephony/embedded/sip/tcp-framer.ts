@@ -8,8 +8,11 @@ export type Frame =
   | { kind: 'message'; data: Buffer }
   /** A CRLFCRLF ping (RFC 5626 §4.4.1): answer with CRLF. */
   | { kind: 'ping' }
-  /** The message is larger than the cap; `head` is its header section when that was complete. */
-  | { kind: 'oversize'; head?: Buffer }
+  /**
+   * The message is larger than the cap; `head` is its header section when that was complete, and
+   * `part` says whether the header section itself or the body (Content-Length) is too large.
+   */
+  | { kind: 'oversize'; head?: Buffer; part?: 'header' | 'body' }
   /** Content-Length unreadable: the stream cannot be framed any more. */
   | { kind: 'unframeable'; data: Buffer };
 
@@ -51,11 +54,11 @@ export class TcpFramer {
     }
     const bodyStart = headEnd + 4;
     const head = this.buffer.subarray(0, bodyStart);
-    if (bodyStart > this.maxMessageBytes) return this.drop({ kind: 'oversize', head: Buffer.from(head) });
+    if (bodyStart > this.maxMessageBytes) return this.drop({ kind: 'oversize', head: Buffer.from(head), part: 'header' });
     const length = contentLength(head);
     if (length === 'invalid') return this.drop({ kind: 'unframeable', data: Buffer.from(head) });
     const total = bodyStart + length;
-    if (total > this.maxMessageBytes) return this.drop({ kind: 'oversize', head: Buffer.from(head) });
+    if (total > this.maxMessageBytes) return this.drop({ kind: 'oversize', head: Buffer.from(head), part: 'body' });
     if (this.buffer.length < total) return undefined;
     const data = Buffer.from(this.buffer.subarray(0, total));
     this.buffer = this.buffer.subarray(total);

@@ -9,6 +9,7 @@ import {
   addressKey,
   normalizeAddress,
   type MessageCallback,
+  type ReceiveInfo,
   type SipTransport,
   type TransportAddress,
 } from './transport.js';
@@ -95,7 +96,7 @@ export class SipTcpTransport implements SipTransport {
             break;
           case 'oversize':
             this.options.logger.debug({ source }, 'SIP TCP message too large: closing connection');
-            if (frame.head) this.deliver(frame.head, source, { oversize: true, closeAfter: true });
+            if (frame.head) this.deliver(frame.head, source, { oversize: true, oversizePart: frame.part ?? 'body', closeAfter: true });
             socket.end();
             break;
           case 'unframeable':
@@ -113,7 +114,7 @@ export class SipTcpTransport implements SipTransport {
     return source;
   }
 
-  private deliver(buf: Buffer, source: TransportAddress, info?: { oversize?: boolean; closeAfter?: boolean }): void {
+  private deliver(buf: Buffer, source: TransportAddress, info?: ReceiveInfo): void {
     try {
       this.callback(buf, source, info);
     } catch (err) {

@@ -14,6 +14,8 @@ export interface ReceiveInfo {
   closeAfter?: boolean;
   /** The message exceeded the size cap; `buf` holds its header section only. */
   oversize?: boolean;
+  /** Which part was too large: the header section (→ 400) or the body (→ 413). */
+  oversizePart?: 'header' | 'body';
 }
 
 export type MessageCallback = (buf: Buffer, source: TransportAddress, info?: ReceiveInfo) => void;

@@ -182,8 +182,10 @@ export class SipEndpoint {
   private receive(buf: Buffer, source: TransportAddress, info?: ReceiveInfo): void {
     if (this.closed) return;
     if (info?.oversize) {
-      // RFC 3261 §21.5.14 513 (Message Too Large), then the transport drops the connection.
-      this.answerUnparsed(buf, source, 513, 'Message Too Large');
+      // A body over the cap: RFC 3261 §21.4.11 413 (Request Entity Too Large); a header section
+      // over it: 400 (§21.4.1). Then the transport drops the connection.
+      if (info.oversizePart === 'header') this.answerUnparsed(responseHeadersOnly(buf), source, 400, 'Header Section Too Large');
+      else this.answerUnparsed(buf, source, 413, 'Request Entity Too Large');
       return;
     }
     let message: SipRequest | SipResponse;
@@ -441,4 +443,17 @@ export class SipEndpoint {
       this.clientTransactions.set(key, tx);
     });
   }
+}
+
+/**
+ * A header section too large to parse, cut down to what a response copies (§8.2.6.2: Via, From,
+ * To, Call-ID, CSeq) so that the sender still learns why; lines over 2 KiB are not kept.
+ */
+function responseHeadersOnly(head: Buffer): Buffer {
+  const lines = head.toString('latin1').split('\r\n');
+  const kept = [lines[0] ?? ''];
+  for (const line of lines.slice(1)) {
+    if (line.length <= 2048 && /^(via|v|from|f|to|t|call-id|i|cseq)[ \t]*:/i.test(line)) kept.push(line);
+  }
+  return Buffer.from(`${kept.join('\r\n')}\r\nContent-Length: 0\r\n\r\n`, 'latin1');
 }
