@@ -5,103 +5,18 @@
  * sipp — and, with the independent test UA, what the caller hears: the spoken reason for each
  * refused code, and "transfer failed" when the caller's phone refuses the Auto Attendant's REFER.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import wavefile from 'wavefile';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { promptsDir } from '../../src/paths.js';
 import type { PromptId } from '../../src/ivr/prompts.js';
 import { listAuditEvents } from '../../src/store/audit.js';
 import type { EmbeddedEngine } from '../../src/telephony/embedded/engine.js';
-import { decodeG711 } from '../../src/telephony/embedded/rtp/index.js';
 import { runSipp, sippAvailable, sippReport, type SippOptions } from '../support/sipp.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { expectNoSecretsInLogs } from '../support/secrets.js';
-import { TestUa, frameEnergy, type ReceivedRtpPacket } from '../support/test-ua.js';
+import { TestUa } from '../support/test-ua.js';
+import { heard, packetRms, speechAfter, SPEECH_RMS, waitFor } from '../support/heard.js';
 
 const haveSipp = sippAvailable();
-const PROMPTS_DIR = join(promptsDir, 'en');
-/** A 20 ms frame louder than this is speech (the prompts' spoken frames are RMS 1000–8000). */
-const SPEECH_RMS = 200;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
-async function waitFor(predicate: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-async function readPrompt(id: PromptId): Promise<Int16Array> {
-  const wav = new wavefile.WaveFile(await readFile(join(PROMPTS_DIR, `${id}.wav`)));
-  return wav.getSamples(false, Int16Array) as unknown as Int16Array;
-}
-
-function packetRms(ua: TestUa, packet: ReceivedRtpPacket): number {
-  return frameEnergy(decodeG711(ua.codec, packet.payload))[0] ?? 0;
-}
-
-/**
- * Normalised cross-correlation of `reference` (whole) with `received` at frame-aligned lags (the
- * server starts every prompt on a packet boundary); the best value over lags 0..maxLagFrames.
- */
-function bestCorrelation(reference: Int16Array, received: Int16Array, maxLagFrames: number): number {
-  let best = -1;
-  for (let lag = 0; lag <= maxLagFrames; lag++) {
-    const offset = lag * 160;
-    if (offset + reference.length > received.length) break;
-    let xy = 0;
-    let xx = 0;
-    let yy = 0;
-    for (let i = 0; i < reference.length; i++) {
-      const x = reference[i]!;
-      const y = received[offset + i]!;
-      xy += x * y;
-      xx += x * x;
-      yy += y * y;
-    }
-    if (xx > 0 && yy > 0) best = Math.max(best, xy / Math.sqrt(xx * yy));
-  }
-  return best;
-}
-
-/** Resolves with the first speech packet that arrived after `sinceMs`. */
-async function speechAfter(ua: TestUa, sinceMs: number): Promise<ReceivedRtpPacket> {
-  let onset: ReceivedRtpPacket | undefined;
-  await waitFor(() => {
-    onset = ua.audioPacketsSince(sinceMs).find((p) => packetRms(ua, p) > SPEECH_RMS);
-    return onset !== undefined;
-  }, 8000, 'speech');
-  return onset!;
-}
-
-/**
- * What the caller heard first after `sinceMs`, told apart from look-alikes: waits for speech,
- * records as long as the expected prompt (the first candidate) lasts, at most 2.4 s — enough to
- * get past shared openings such as "Access codes must not…" — and ranks every candidate by its
- * correlation with that recording over the same length, best first.
- */
-async function heard(
-  ua: TestUa, sinceMs: number, candidates: readonly PromptId[], maxLagFrames = 10,
-): Promise<Array<[PromptId, number]>> {
-  const references = await Promise.all(candidates.map(async (id) => [id, await readPrompt(id)] as const));
-  const window = Math.min(references[0]![1].length, 2.4 * 8000);
-  const onset = await speechAfter(ua, sinceMs);
-  // The prompt files start with speech; a soft first syllable may sit a frame or two before
-  // the first loud frame.
-  const fromFrame = Math.max(0, ua.audioPacketsSince(sinceMs).indexOf(onset) - 3);
-  await waitFor(() => ua.audioSince(sinceMs).length >= (fromFrame + maxLagFrames) * 160 + window, 15_000, 'the whole prompt');
-  const pcm = ua.audioSince(sinceMs).subarray(fromFrame * 160);
-  return references
-    .map(([id, reference]) => [id, bestCorrelation(reference.subarray(0, window), pcm, maxLagFrames)] as [PromptId, number])
-    .sort((a, b) => b[1] - a[1]);
-}
-
 describe('rules, digits and transport [pglite]', () => {
   let t: TestServer;
   let target: { address: string; port: number };

@@ -4,7 +4,7 @@
  * reconnecting by itself (through a loopback TCP proxy the test closes and reopens).
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { FlakyProxy } from '../../support/flaky-proxy.js';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -36,41 +36,6 @@ afterAll(async () => {
 });
 
 const attempt = (mailbox: string, source?: string): LoginAttempt => ({ domain: 'demo.local', mailbox, source });
-
-/** A loopback TCP proxy in front of Redis that the test can take away and bring back. */
-class FlakyProxy {
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-
-  constructor(private readonly upstream: { host: string; port: number }) {}
-
-  async open(): Promise<void> {
-    const server = createServer((downstream) => {
-      const up = connect(this.upstream.port, this.upstream.host);
-      this.sockets.add(downstream).add(up);
-      const drop = (): void => { downstream.destroy(); up.destroy(); this.sockets.delete(downstream); this.sockets.delete(up); };
-      downstream.on('error', drop).on('close', drop);
-      up.on('error', drop).on('close', drop);
-      downstream.pipe(up);
-      up.pipe(downstream);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.port = (server.address() as AddressInfo).port;
-    this.server = server;
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-    const server = this.server;
-    this.server = null;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
 
 describe.skipIf(!REDIS_URL)('Redis login guard on a real Redis', () => {
   it('keeps namespaced keys with a TTL and nothing but times in them', async () => {
