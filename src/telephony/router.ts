@@ -47,6 +47,27 @@ export interface RouterOptions {
   readonly hasAccessCode: (domain: string, mailbox: string) => Promise<boolean | 'unavailable'>;
 }
 
+/**
+ * Only what can be a name in the store is looked up there. A URI part with control characters
+ * (a NUL byte, which Postgres refuses in text, arrives escaped as %00 or raw from a broken peer)
+ * or a host that is no domain name cannot match a domain, number or extension: it is answered
+ * like any unknown one, never with a store error.
+ */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const DOMAIN_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+const USER_MAX = 64;
+
+function storableUser(user: string | undefined): string | undefined {
+  if (user === undefined || user === '' || user.length > USER_MAX || CONTROL.test(user)) return undefined;
+  return user;
+}
+
+/** For the audit actor of an untrusted caller: visible, bounded, never a control character. */
+function printable(text: string | undefined, fallback: string): string {
+  if (text === undefined || text === '') return fallback;
+  return text.slice(0, USER_MAX).replace(/[\u0000-\u001f\u007f]/g, '?');
+}
+
 export class CallRouter {
   constructor(private readonly opts: RouterOptions) {}
 
@@ -55,22 +76,24 @@ export class CallRouter {
     const { db } = this.opts;
     const candidates = [a.requestHost, a.toHost, a.fromHost]
       .filter((h): h is string => h !== undefined && h !== '')
-      .map((h) => h.toLowerCase());
+      .map((h) => h.toLowerCase())
+      .filter((h) => h.length <= 253 && DOMAIN_NAME.test(h));
     let domain = await findDomain(db, candidates);
     if (domain === null && this.opts.defaultDomain !== undefined) domain = await findDomain(db, [this.opts.defaultDomain]);
     if (domain === null) return { kind: 'unknownDomain' };
 
-    const number = a.requestUser ?? '';
+    const number = storableUser(a.requestUser) ?? '';
     const accessNumber = number === '' ? null : await findAccessNumber(db, domain.id, number);
     if (accessNumber === null) return { kind: 'unknownNumber', domain: domain.name };
 
     // RFC 3325 §5: a P-Asserted-Identity is only believed from inside the trust domain; so is
     // the From user. Outside it the caller is whoever types the right account number and code.
     const trusted = this.opts.trustedPeers.contains(a.sourceAddress);
-    const callerUser = a.assertedUser ?? a.fromUser;
+    // A P-Asserted-Identity that is present but unusable names nobody (no fallback to From).
+    const callerUser = a.assertedUser !== undefined ? storableUser(a.assertedUser) : storableUser(a.fromUser);
     const actor = trusted && callerUser !== undefined
       ? `${callerUser}@${domain.name}`
-      : `unverified:${a.fromUser ?? 'anonymous'}@${a.fromHost ?? 'unknown'} via ${a.sourceAddress}`;
+      : `unverified:${printable(a.fromUser, 'anonymous')}@${printable(a.fromHost, 'unknown')} via ${a.sourceAddress}`;
     const base = { domain, actor, trusted };
 
     if (accessNumber.kind === 'autoAttendant') {

@@ -36,6 +36,19 @@ describeEachDatabase('call router', (variant) => {
       entry: { kind: 'ownMailbox', mailbox: '201', firstTimeSetup: false } } });
   });
 
+  it('control characters and non-domain hosts never reach the store: unknown, not an error', async () => {
+    // A NUL (raw, or %00 unescaped by the URI parser) is refused by Postgres in text parameters.
+    expect(await router.route(call({ requestHost: 'demo\u0000.local', toHost: undefined, fromHost: undefined }))).toEqual({ kind: 'unknownDomain' });
+    expect(await router.route(call({ requestUser: '*9\u00007' }))).toEqual({ kind: 'unknownNumber', domain: 'demo.local' });
+    expect(await router.route(call({ requestHost: 'dem o.local', toHost: 'demo.local' }))).toMatchObject({ kind: 'routed' });
+    const nulCaller = await router.route(call({ fromUser: '20\u00001' }));
+    expect(nulCaller).toMatchObject({ kind: 'routed', call: { entry: { kind: 'accountNumber' } } });
+    const untrusted = await router.route(call({ fromUser: 'x\u0000y\r\n', sourceAddress: '192.0.2.1' }));
+    expect(untrusted).toMatchObject({ kind: 'routed', call: { actor: 'unverified:x?y??@demo.local via 192.0.2.1' } });
+    // A present but unusable P-Asserted-Identity names nobody: no fallback to the From user.
+    expect(await router.route(call({ assertedUser: '2\u000002', fromUser: '201' }))).toMatchObject({ kind: 'routed', call: { entry: { kind: 'accountNumber' } } });
+  });
+
   it('P-Asserted-Identity wins over From for a trusted peer', async () => {
     const r = await router.route(call({ assertedUser: '202', fromUser: '201' }));
     expect(r).toMatchObject({ call: { actor: '202@demo.local', entry: { kind: 'ownMailbox', mailbox: '202' } } });
