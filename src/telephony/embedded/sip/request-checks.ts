@@ -33,18 +33,15 @@ export function allowHeader(policy: RequestPolicy): string {
 }
 
 export function checkRequest(request: SipRequest, policy: RequestPolicy): Rejection | undefined {
+  // No Max-Forwards check: 483 is a proxy's answer (§16.3). A UAS processes a request at
+  // Max-Forwards 0 as if it were positive (RFC 4475 §3.3.11) — OPTIONS with Max-Forwards 0 is
+  // how a neighbour pings its next hop (§11.2).
   return (
-    checkMaxForwards(request) ??
     checkMethod(request, policy) ??
     checkRequestUri(request) ??
     checkRequire(request, policy) ??
     checkInviteContent(request)
   );
-}
-
-/** Max-Forwards 0: "Too Many Hops" (§8.1.1.6, §20.22; §16.3 for a proxy). */
-function checkMaxForwards(request: SipRequest): Rejection | undefined {
-  return request.maxForwards === 0 ? { status: 483, reason: 'Too Many Hops' } : undefined;
 }
 
 /**

@@ -18,9 +18,14 @@ export interface ResponseOptions {
   body?: MessageBody | null;
 }
 
-function hasTag(to: string): boolean {
+/**
+ * Whether our To tag goes on the copied To: when it has none, and only when it can be read. The
+ * To of a malformed request answered statelessly is copied as it came (RFC 4475 §3.1.2.6 quotbal:
+ * `"Mr. J. User <sip:...>` — a ";tag=" appended to that would land inside the open quote).
+ */
+function needsTag(to: string): boolean {
   try {
-    return parseNameAddr(to).tag !== undefined;
+    return parseNameAddr(to).tag === undefined;
   } catch {
     return false;
   }
@@ -42,7 +47,7 @@ export function createResponse(request: SipRequest, status: number, reason: stri
   if (from !== undefined) response.append('From', from);
   const to = request.get('to');
   if (to !== undefined) {
-    const tagged = status > 100 && !hasTag(to) ? `${to};tag=${options.toTag ?? newTag()}` : to;
+    const tagged = status > 100 && needsTag(to) ? `${to};tag=${options.toTag ?? newTag()}` : to;
     response.append('To', tagged);
   }
   const callId = request.get('call-id');

@@ -216,16 +216,30 @@ export class SipEndpoint {
     }
   }
 
-  /** A response without a transaction, to a request we could not take in (§8.2, §18.2.2). */
+  /**
+   * A response without a transaction, to a request we could not take in (§8.2, §18.2.2).
+   *
+   * RFC 4475 has a malformed request answered even when the malformed part is a header the
+   * response copies: a broken Via (§3.1.2.1 badinv01), CSeq (§3.1.2.4 scalar02), To or From
+   * (§3.1.2.6, .14, .15), a SIP/7.0 Via (§3.1.2.16 → 505), or none of From, To, Call-ID (§3.3.1
+   * insuf). So the response copies those headers as they came, and leaves out the ones that are
+   * missing (§8.2.6.2 copies, it never invents). It needs a Via and a CSeq, which is what a client
+   * matches a response on (§17.1.3), and goes where the top Via says (§18.2.2) or, when that Via
+   * cannot be read, back to the source address and port, as RFC 3581 §4 would send it.
+   */
   private answerStatelessly(request: SipRequest, source: TransportAddress, status: number, reason: string): void {
+    if (!request.has('via') || !request.has('cseq')) {
+      this.logger.debug({ source, reason }, 'dropped unanswerable SIP request');
+      return;
+    }
+    let dest: TransportAddress = source;
     try {
-      // Answerable only when the headers a response copies are readable (§8.2.6.2).
-      void request.from;
-      void request.to;
-      void request.cseq;
-      void request.callId;
       annotateTopVia(request, source);
-      const dest = responseDestination(request, source);
+      dest = responseDestination(request, source);
+    } catch {
+      // The top Via cannot be read: the answer goes back where the request came from.
+    }
+    try {
       const response = createResponse(request, status, toReasonPhrase(reason), { headers: { Server: this.userAgent } });
       this.logger.debug({ source, status, reason }, 'answered malformed SIP request');
       this.sendOrLog(response, dest);
