@@ -11,16 +11,9 @@ import { describeEachDatabase } from '../integration/store/helpers.js';
 import { runSipp, sippAvailable, type SippOptions } from '../support/sipp.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { expectNoSecretsInLogs } from '../support/secrets.js';
+import { waitFor } from '../support/wait.js';
 
 const haveSipp = sippAvailable();
-
-async function waitFor(predicate: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describeEachDatabase('*97 call flows with sipp', (variant) => {
   let t: TestServer;

@@ -7,14 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddedEngine } from '../../src/telephony/embedded/engine.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa, TestUaCallRejectedError } from '../support/test-ua.js';
-
-async function waitFor(predicate: () => boolean | Promise<boolean>, ms = 8000, what = 'condition'): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { waitFor } from '../support/wait.js';
 
 async function statusOf(p: Promise<TestUa>): Promise<number | TestUa> {
   try {
@@ -70,7 +63,7 @@ describe('limits and /metrics [pglite]', () => {
       await b.hangup().catch(() => 0);
       b.close();
     }
-    await waitFor(() => engine().activeCalls === 0);
+    await waitFor(() => engine().activeCalls === 0, 8000);
     expect(sample(await metrics(), 'vmaccess_invites_rejected_total{status="503"}')).toBeGreaterThanOrEqual(1);
   });
 
@@ -114,7 +107,7 @@ describe('limits and /metrics [pglite]', () => {
       await ua.hangup().catch(() => 0);
       ua.close();
     }
-    await waitFor(() => engine().activeCalls === 0);
+    await waitFor(() => engine().activeCalls === 0, 8000);
     const text = await metrics();
     expect(sample(text, 'vmaccess_calls_total{outcome="ended_by_server"}')).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'vmaccess_dtmf_total{method="rfc4733"}')).toBeGreaterThanOrEqual(5);

@@ -19,24 +19,17 @@ import { FlakyProxy } from '../support/flaky-proxy.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa, TestUaCallRejectedError } from '../support/test-ua.js';
 import { heard, speechAfter } from '../support/heard.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const DATABASE_URL = process.env.DATABASE_URL;
 const REDIS_URL = process.env.REDIS_URL;
 if (DATABASE_URL === undefined) console.log('outage tests on Postgres skipped: DATABASE_URL is not set');
 if (REDIS_URL === undefined) console.log('outage tests on Redis skipped: REDIS_URL is not set');
 
-async function waitFor(predicate: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition'): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** Presses keys and waits until the server answers with a new prompt (speech after the last key). */
 async function pressAndHearReply(ua: TestUa, keys: string): Promise<void> {
   await ua.pressKeys(keys.slice(0, -1));
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   const before = performance.now();
   await ua.pressKeys(keys.slice(-1));
   await speechAfter(ua, before);
@@ -49,7 +42,7 @@ async function pressAndHearReply(ua: TestUa, keys: string): Promise<void> {
  */
 async function pressAndHear(ua: TestUa, keys: string, candidates: Parameters<typeof heard>[2]): Promise<string> {
   await ua.pressKeys(keys.slice(0, -1));
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   const before = performance.now();
   await ua.pressKeys(keys.slice(-1));
   const ranked = await heard(ua, before, candidates);
@@ -132,7 +125,7 @@ describe.skipIf(DATABASE_URL === undefined)('Postgres goes away mid-call [postgr
     }
     expect((await listAuditEvents(t.server.core.db, { domain: 'demo.local', mailbox: '201' })).map((e) => e.event))
       .toEqual(['login_succeeded', 'login_succeeded']);
-    await waitFor(() => engine.activeCalls === 0);
+    await waitFor(() => engine.activeCalls === 0, 10_000);
   }, 90_000);
 });
 
@@ -193,7 +186,7 @@ describe('SIGTERM while a caller changes their code [pglite]', () => {
       await pressAndHearReply(ua, '2');
       await pressAndHearReply(ua, '9595#');
       stopping = t.stop().then(() => { stopped = true; }); // t.stop(): server.stop() as on SIGTERM, then the temp store goes
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       expect(await rejectedStatus(TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:202@demo.local' }))).toBe(503);
       expect(stopped).toBe(false);
       expect(await pressAndHear(ua, '9595#', ['access-code-changed', 'try-again-later', 'access-codes-did-not-match', 'goodbye'])).toBe('access-code-changed');

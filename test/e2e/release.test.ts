@@ -12,20 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddedEngine } from '../../src/telephony/embedded/engine.js';
 import { runSipp, sippAvailable, sippReport, type SippOptions } from '../support/sipp.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const haveSipp = sippAvailable();
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
-async function waitFor(predicate: () => boolean, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /**
  * Open file descriptors other than the store's own files: PGlite opens a table's files when it

@@ -14,7 +14,8 @@ import { runSipp, sippAvailable, sippReport, type SippOptions } from '../support
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { expectNoSecretsInLogs } from '../support/secrets.js';
 import { TestUa } from '../support/test-ua.js';
-import { heard, packetRms, speechAfter, SPEECH_RMS, waitFor } from '../support/heard.js';
+import { heard, packetRms, speechAfter, SPEECH_RMS } from '../support/heard.js';
+import { waitFor } from '../support/wait.js';
 
 const haveSipp = sippAvailable();
 describe('rules, digits and transport [pglite]', () => {

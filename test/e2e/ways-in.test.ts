@@ -15,18 +15,11 @@ import { describeEachDatabase } from '../integration/store/helpers.js';
 import { runSipp, sippAvailable, sippReport, type SippOptions } from '../support/sipp.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { expectNoSecretsInLogs } from '../support/secrets.js';
+import { waitFor } from '../support/wait.js';
 
 const haveSipp = sippAvailable();
 const UNTRUSTED = '127.0.0.2';
 const DOMAINS = ['demo.local', 'other.local'] as const;
-
-async function waitFor(predicate: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** One audit row in a form that reads well in a failed assertion. */
 type Row = [domain: string, mailbox: string, event: string, actor: string];

@@ -10,22 +10,11 @@ import { promptsDir } from '../../src/paths.js';
 import type { PromptId } from '../../src/ivr/prompts.js';
 import { decodeG711 } from '../../src/telephony/embedded/rtp/index.js';
 import { frameEnergy, type ReceivedRtpPacket, type TestUa } from './test-ua.js';
+import { waitFor } from './wait.js';
 
 const PROMPTS_DIR = join(promptsDir, 'en');
 /** A 20 ms frame louder than this is speech (the prompts' spoken frames are RMS 1000–8000). */
 export const SPEECH_RMS = 200;
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
-export async function waitFor(predicate: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 export async function readPrompt(id: PromptId): Promise<Int16Array> {
   const wav = new wavefile.WaveFile(await readFile(join(PROMPTS_DIR, `${id}.wav`)));

@@ -15,14 +15,7 @@ import { FakeCaller, callerOffer } from '../../support/fakes/fake-caller.js';
 import { FakeDrachtioServer } from '../../support/fakes/fake-drachtio-server.js';
 import { FakeFreeSwitch, type FakeChannel } from '../../support/fakes/fake-freeswitch.js';
 import { header } from '../../support/fakes/sip-text.js';
-
-async function waitFor(predicate: () => boolean | Promise<boolean>, ms = 8000, what = 'condition'): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { waitFor } from '../../support/wait.js';
 
 const DRACHTIO_SECRET = 'fake-drachtio-secret';
 const ESL_PASSWORD = 'fake-esl-password';

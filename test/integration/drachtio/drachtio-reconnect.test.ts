@@ -10,16 +10,9 @@ import { freePort } from '../../support/ports.js';
 import { startTestServer, type TestServer } from '../../support/test-server.js';
 import { FakeCaller } from '../../support/fakes/fake-caller.js';
 import { FakeDrachtioServer } from '../../support/fakes/fake-drachtio-server.js';
-import { FakeFreeSwitch } from '../../support/fakes/fake-freeswitch.js';
+import { FakeFreeSwitch, type FakeFreeSwitchOptions } from '../../support/fakes/fake-freeswitch.js';
 import { header } from '../../support/fakes/sip-text.js';
-
-async function waitFor(predicate: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition'): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { waitFor } from '../../support/wait.js';
 
 const SECRET = 'fake-drachtio-secret';
 const PASSWORD = 'fake-esl-password';
@@ -45,6 +38,36 @@ describe('drachtio engine: peers that come and go', () => {
   };
   const messages = (t: TestServer): string[] => t.logs.records().map((r) => String(r.msg));
 
+  interface Stack {
+    readonly drachtio: FakeDrachtioServer;
+    readonly fs: FakeFreeSwitch;
+    readonly t: TestServer;
+    readonly engine: DrachtioEngine;
+  }
+
+  /**
+   * A FakeDrachtioServer, a FakeFreeSwitch on it (`freeswitch`: its options but the password) and a
+   * server with the secrets given (by default the right ones); unless `ready` is false, once the
+   * server has connected to drachtio-server and its media server is ready.
+   */
+  async function stack({
+    freeswitch = { playbackSpeed: 8 }, drachtioSecret = SECRET, freeswitchSecret = PASSWORD, ready = true,
+  }: {
+    freeswitch?: Omit<FakeFreeSwitchOptions, 'password'>; drachtioSecret?: string; freeswitchSecret?: string; ready?: boolean;
+  } = {}): Promise<Stack> {
+    const drachtio = await FakeDrachtioServer.start({ secret: SECRET });
+    cleanups.push(() => drachtio.close());
+    const fs = await FakeFreeSwitch.start(drachtio, { password: PASSWORD, ...freeswitch });
+    cleanups.push(() => fs.close());
+    const t = await server({ DRACHTIO_PORT: String(drachtio.port), DRACHTIO_SECRET: drachtioSecret, FREESWITCH_PORT: String(fs.eslPort), FREESWITCH_SECRET: freeswitchSecret });
+    const engine = t.server.engine as DrachtioEngine;
+    if (ready) {
+      await drachtio.waitForApp();
+      await waitFor(() => engine.mediaServerState === 'ready', 10_000);
+    }
+    return { drachtio, fs, t, engine };
+  }
+
   it('with nothing to connect to it stays up, logs one line per retry, and /healthz says why (503)', async () => {
     const t = await server({ DRACHTIO_PORT: String(await freePort()), FREESWITCH_PORT: String(await freePort()) });
     await waitFor(() => messages(t).filter((m) => m === 'drachtio-server unreachable; retrying').length >= 3, 10_000, 'three retries');
@@ -58,14 +81,7 @@ describe('drachtio engine: peers that come and go', () => {
   }, 30_000);
 
   it('drachtio-server goes away and comes back: logged and reported down meanwhile, then it re-authenticates and takes calls again', async () => {
-    const drachtio = await FakeDrachtioServer.start({ secret: SECRET });
-    cleanups.push(() => drachtio.close());
-    const fs = await FakeFreeSwitch.start(drachtio, { password: PASSWORD, playbackSpeed: 8 });
-    cleanups.push(() => fs.close());
-    const t = await server({ DRACHTIO_PORT: String(drachtio.port), DRACHTIO_SECRET: SECRET, FREESWITCH_PORT: String(fs.eslPort), FREESWITCH_SECRET: PASSWORD });
-    const engine = t.server.engine as DrachtioEngine;
-    await drachtio.waitForApp();
-    await waitFor(() => engine.mediaServerState === 'ready');
+    const { drachtio, fs, t, engine } = await stack();
     expect((await health(t)).status).toBe(200);
 
     drachtio.dropApp();
@@ -73,7 +89,7 @@ describe('drachtio engine: peers that come and go', () => {
     expect(messages(t)).toContain('lost the connection to drachtio-server; reconnecting');
     await waitFor(() => drachtio.authenticated === 2, 10_000, 're-authentication');
     await drachtio.waitForApp();
-    await waitFor(() => engine.drachtioConnected);
+    await waitFor(() => engine.drachtioConnected, 10_000);
     expect((await health(t)).status).toBe(200);
 
     const caller = new FakeCaller(drachtio, '127.0.0.1', 5200);
@@ -86,14 +102,7 @@ describe('drachtio engine: peers that come and go', () => {
   }, 40_000);
 
   it('FreeSWITCH goes away: new calls get 503 with Retry-After, /healthz 503; when it is back, a new MediaServer takes calls', async () => {
-    const drachtio = await FakeDrachtioServer.start({ secret: SECRET });
-    cleanups.push(() => drachtio.close());
-    const fs = await FakeFreeSwitch.start(drachtio, { password: PASSWORD, playbackSpeed: 8 });
-    cleanups.push(() => fs.close());
-    const t = await server({ DRACHTIO_PORT: String(drachtio.port), DRACHTIO_SECRET: SECRET, FREESWITCH_PORT: String(fs.eslPort), FREESWITCH_SECRET: PASSWORD });
-    const engine = t.server.engine as DrachtioEngine;
-    await drachtio.waitForApp();
-    await waitFor(() => engine.mediaServerState === 'ready');
+    const { drachtio, fs, t, engine } = await stack();
 
     // A call in progress keeps its own (outbound) ESL connection through the outage.
     const inCall = new FakeCaller(drachtio, '127.0.0.1', 5201);
@@ -128,15 +137,11 @@ describe('drachtio engine: peers that come and go', () => {
     await nextChannel.pressDigits('*');
     await after.waitForRequest('BYE');
     await inCall.bye();
-    await waitFor(() => engine.activeCalls === 0);
+    await waitFor(() => engine.activeCalls === 0, 10_000);
   }, 60_000);
 
   it('a wrong FREESWITCH_SECRET or DRACHTIO_SECRET is said plainly and retried, without a crash or a leaked connection', async () => {
-    const drachtio = await FakeDrachtioServer.start({ secret: SECRET });
-    cleanups.push(() => drachtio.close());
-    const fs = await FakeFreeSwitch.start(drachtio, { password: PASSWORD });
-    cleanups.push(() => fs.close());
-    const t = await server({ DRACHTIO_PORT: String(drachtio.port), DRACHTIO_SECRET: 'not-the-secret', FREESWITCH_PORT: String(fs.eslPort), FREESWITCH_SECRET: 'not-the-password' });
+    const { drachtio, fs, t } = await stack({ freeswitch: {}, drachtioSecret: 'not-the-secret', freeswitchSecret: 'not-the-password', ready: false });
     await waitFor(() => t.logs.records().some((r) => r.msg === 'drachtio-server refused us'), 10_000, 'the drachtio refusal');
     await waitFor(() => t.logs.records().filter((r) => r.reason === 'FreeSWITCH refused the ESL password (FREESWITCH_SECRET)').length >= 2, 10_000, 'two ESL refusals');
     expect(fs.eslLogins).toBe(0);
@@ -146,24 +151,13 @@ describe('drachtio engine: peers that come and go', () => {
   }, 30_000);
 
   it('FreeSWITCH without the drachtio_mrf SIP profile is refused with that reason (fsmrf would throw)', async () => {
-    const drachtio = await FakeDrachtioServer.start({ secret: SECRET });
-    cleanups.push(() => drachtio.close());
-    const fs = await FakeFreeSwitch.start(drachtio, { password: PASSWORD, profile: 'internal' });
-    cleanups.push(() => fs.close());
-    const t = await server({ DRACHTIO_PORT: String(drachtio.port), DRACHTIO_SECRET: SECRET, FREESWITCH_PORT: String(fs.eslPort), FREESWITCH_SECRET: PASSWORD });
+    const { t } = await stack({ freeswitch: { profile: 'internal' }, ready: false });
     await waitFor(() => t.logs.records().some((r) => r.reason === "FreeSWITCH has no SIP profile 'drachtio_mrf' in 'sofia status'"), 10_000, 'the profile refusal');
     expect((t.server.engine as DrachtioEngine).mediaServerState).not.toBe('ready');
   }, 30_000);
 
   it('SIGTERM-style drain: the INVITE route is withdrawn, a call in progress finishes, an INVITE that still comes gets 503', async () => {
-    const drachtio = await FakeDrachtioServer.start({ secret: SECRET });
-    cleanups.push(() => drachtio.close());
-    const fs = await FakeFreeSwitch.start(drachtio, { password: PASSWORD, playbackSpeed: 8 });
-    cleanups.push(() => fs.close());
-    const t = await server({ DRACHTIO_PORT: String(drachtio.port), DRACHTIO_SECRET: SECRET, FREESWITCH_PORT: String(fs.eslPort), FREESWITCH_SECRET: PASSWORD });
-    const engine = t.server.engine as DrachtioEngine;
-    await drachtio.waitForApp();
-    await waitFor(() => engine.mediaServerState === 'ready');
+    const { drachtio, fs, engine } = await stack();
     const caller = new FakeCaller(drachtio, '127.0.0.1', 5204);
     const channelP = fs.nextChannel();
     expect((await caller.invite({ requestUri: 'sip:*97@demo.local', from: '<sip:201@demo.local>' })).status).toBe(200);
