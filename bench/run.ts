@@ -284,23 +284,28 @@ async function main(): Promise<void> {
     const soakResult = await soak(server, SOAK_CALLS);
     console.log(`soak: ${soakResult.calls} calls in ${soakResult.seconds} s, ${soakResult.failed} failed; RSS ${soakResult.rssStartMb} → ${soakResult.rssEndMb} MB, fds ${soakResult.fdsStart} → ${soakResult.fdsEnd}`);
 
-    const good = steps.filter((s) => s.failedCalls === 0 && s.lostKeys === 0);
-    const best = good.at(-1);
+    const clean = (x: StepResult): boolean => x.failedCalls === 0 && x.lostKeys === 0;
+    /** The per-step targets of BENCHMARKS.md: pacing on the wire (else at the load UA) and key → stop. */
+    const withinTargets = (x: StepResult): boolean => clean(x)
+      && (x.wireGapMsP99 ?? x.gapMsP99) <= 25 && (x.wireGapMsMax ?? x.gapMsMax) <= 40 && x.keyToStopMsP99 <= 60;
+    const best = steps.filter(clean).at(-1);
+    const inTargets = steps.filter(withinTargets).at(-1);
     const summary = {
       machine,
       argon2VerifiesPerS: argon2.verifiesPerS,
       setupsPerS: setup.setupsPerS,
       maxConcurrentCallsWithoutFailure: best?.calls ?? 0,
-      atMax: best ?? null,
+      maxConcurrentCallsWithinTargets: inTargets?.calls ?? 0,
+      atTargetLimit: inTargets ?? null,
       steps,
       soak: soakResult,
       targets: {
-        concurrent1000: (best?.calls ?? 0) >= 1000,
-        gapP99Le25: best !== undefined && (best.wireGapMsP99 ?? best.gapMsP99) <= 25,
-        gapMaxLe40: best !== undefined && (best.wireGapMsMax ?? best.gapMsMax) <= 40,
-        zeroLostKeys: steps.every((s) => s.lostKeys === 0),
+        concurrent1000: (inTargets?.calls ?? 0) >= 1000,
+        gapP99Le25: inTargets !== undefined,
+        gapMaxLe40: inTargets !== undefined,
+        zeroLostKeys: steps.every((x) => x.lostKeys === 0),
         setups150: setup.setupsPerS >= 150,
-        keyToStopP99Le60: best !== undefined && best.keyToStopMsP99 <= 60,
+        keyToStopP99Le60: inTargets !== undefined,
         soakFlat: soakResult.failed === 0 && soakResult.rssEndMb <= soakResult.rssStartMb * 1.1 + 5 && soakResult.fdsEnd <= soakResult.fdsStart + 5,
       },
     };
