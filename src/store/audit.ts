@@ -1,12 +1,19 @@
 import type { Queryable } from './database.js';
 
-/** CONTRACT "Audit events". */
+/**
+ * CONTRACT "Audit events", and the administrative ones the portal adds (migration 002):
+ * pin_change_required (must change at next login), mailbox_reset, mailbox_recycled,
+ * message_deleted.
+ */
 export type AuditEventName =
-  | 'login_succeeded' | 'login_failed' | 'pin_changed' | 'pin_set' | 'mailbox_locked' | 'mailbox_unlocked';
+  | 'login_succeeded' | 'login_failed' | 'pin_changed' | 'pin_set' | 'mailbox_locked' | 'mailbox_unlocked'
+  | 'pin_change_required' | 'mailbox_reset' | 'mailbox_recycled' | 'message_deleted';
 export type AuditChannel = 'phone' | 'portal' | 'admin' | 'cli';
 
-export const AUDIT_EVENT_NAMES: readonly AuditEventName[] =
-  ['login_succeeded', 'login_failed', 'pin_changed', 'pin_set', 'mailbox_locked', 'mailbox_unlocked'];
+export const AUDIT_EVENT_NAMES: readonly AuditEventName[] = [
+  'login_succeeded', 'login_failed', 'pin_changed', 'pin_set', 'mailbox_locked', 'mailbox_unlocked',
+  'pin_change_required', 'mailbox_reset', 'mailbox_recycled', 'message_deleted',
+];
 export const AUDIT_CHANNELS: readonly AuditChannel[] = ['phone', 'portal', 'admin', 'cli'];
 
 export interface NewAuditEvent {

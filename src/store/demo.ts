@@ -11,7 +11,7 @@ type Role = 'basic' | 'call_center_agent' | 'call_center_supervisor' | 'advanced
 interface DemoMailbox {
   number: string;
   /** Personal mailbox of the user with this extension; absent for a shared mailbox. */
-  owner?: { displayName: string; role: Role };
+  owner?: { displayName: string; role: Role; site: string; portalPassword?: string };
   shared?: { displayName: string; members: string[] };
   /** Demo access code; absent = none yet (first-time setup). */
   accessCode?: string;
@@ -23,6 +23,9 @@ interface DemoDomain {
   autoAttendants: { number: string; options: { digit: string; action: 'voicemail_login' | 'transfer'; target?: string }[] }[];
   mailboxes: DemoMailbox[];
 }
+
+/** Portal (web) passwords of the demo users 201 and 202 of demo.local (README "Demo tenant"). */
+export const DEMO_PORTAL_PASSWORDS = { '201': 'alice-portal-4826', '202': 'bob-portal-7391' } as const;
 
 export const DEMO_TENANT: readonly DemoDomain[] = [
   {
@@ -36,10 +39,10 @@ export const DEMO_TENANT: readonly DemoDomain[] = [
       ],
     }],
     mailboxes: [
-      { number: '201', owner: { displayName: 'Alice Example', role: 'office_manager' }, accessCode: '4826' },
-      { number: '202', owner: { displayName: 'Bob Rogers', role: 'basic' }, accessCode: '7391' },
-      { number: '203', owner: { displayName: 'Carol New', role: 'basic' } },
-      { number: '204', owner: { displayName: 'Dan Advanced', role: 'advanced_user' }, accessCode: '5150' },
+      { number: '201', owner: { displayName: 'Alice Example', role: 'office_manager', site: 'hq', portalPassword: DEMO_PORTAL_PASSWORDS['201'] }, accessCode: '4826' },
+      { number: '202', owner: { displayName: 'Bob Rogers', role: 'basic', site: 'hq', portalPassword: DEMO_PORTAL_PASSWORDS['202'] }, accessCode: '7391' },
+      { number: '203', owner: { displayName: 'Carol New', role: 'basic', site: 'hq' } },
+      { number: '204', owner: { displayName: 'Dan Advanced', role: 'advanced_user', site: 'hq' }, accessCode: '5150' },
       { number: '290', shared: { displayName: 'Support', members: ['201', '202'] }, accessCode: '6042' },
     ],
   },
@@ -48,7 +51,7 @@ export const DEMO_TENANT: readonly DemoDomain[] = [
     voicemailNumbers: ['*97', 'voicemail'],
     autoAttendants: [],
     mailboxes: [
-      { number: '201', owner: { displayName: 'Olga Other', role: 'basic' }, accessCode: '1357' },
+      { number: '201', owner: { displayName: 'Olga Other', role: 'basic', site: 'main' }, accessCode: '1357' },
     ],
   },
 ];
@@ -58,8 +61,11 @@ export interface DemoSeedResult {
   inserted: number;
 }
 
-/** Seeds the demo tenant in one transaction; idempotent. */
-export async function seedDemo(db: Database, hasher: AccessCodeHasher): Promise<DemoSeedResult> {
+/**
+ * Seeds the demo tenant in one transaction; idempotent. With `passwords` (the portal password
+ * hasher) the demo users' portal accounts are seeded too.
+ */
+export async function seedDemo(db: Database, hasher: AccessCodeHasher, passwords?: AccessCodeHasher): Promise<DemoSeedResult> {
   return db.transaction(async (tx) => {
     let inserted = 0;
     const count = async (sql: string, params: unknown[]): Promise<void> => {
@@ -87,10 +93,19 @@ export async function seedDemo(db: Database, hasher: AccessCodeHasher): Promise<
 
       for (const mailbox of domain.mailboxes) {
         if (mailbox.owner) {
-          await count(`INSERT INTO users (domain_id, extension, display_name, role) VALUES ($1, $2, $3, $4)
+          await count(`INSERT INTO users (domain_id, extension, display_name, role, site) VALUES ($1, $2, $3, $4, $5)
                        ON CONFLICT (domain_id, extension) DO NOTHING`,
-          [domainId, mailbox.number, mailbox.owner.displayName, mailbox.owner.role]);
+          [domainId, mailbox.number, mailbox.owner.displayName, mailbox.owner.role, mailbox.owner.site]);
           const userId = await idOf(tx, 'SELECT id FROM users WHERE domain_id = $1 AND extension = $2', [domainId, mailbox.number]);
+          // A demo tenant seeded before sites existed gets them; a site set since is kept.
+          await tx.query('UPDATE users SET site = $2 WHERE id = $1 AND site IS NULL', [userId, mailbox.owner.site]);
+          if (passwords !== undefined && mailbox.owner.portalPassword !== undefined) {
+            const has = await tx.query('SELECT 1 FROM portal_accounts WHERE user_id = $1', [userId]);
+            if (has.length === 0) {
+              await count(`INSERT INTO portal_accounts (user_id, password_hash) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING`,
+                [userId, await passwords.hash(mailbox.owner.portalPassword)]);
+            }
+          }
           await count(`INSERT INTO mailboxes (domain_id, number, owner_user_id) VALUES ($1, $2, $3)
                        ON CONFLICT (domain_id, number) DO NOTHING`, [domainId, mailbox.number, userId]);
         }

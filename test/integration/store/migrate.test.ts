@@ -8,9 +8,11 @@ import { loadMigrations, migrate } from '../../../src/store/migrate.js';
 import { describeEachDatabase, withTestDatabase, type TestDatabase } from './helpers.js';
 
 const TABLES = [
-  'access_code_credentials', 'access_code_history', 'access_numbers', 'audit_events', 'auto_attendant_options',
-  'domains', 'mailbox_members', 'mailboxes', 'schema_migrations', 'users',
+  'access_code_credentials', 'access_code_history', 'access_numbers', 'api_tokens', 'audit_events', 'auto_attendant_options',
+  'domains', 'mailbox_members', 'mailboxes', 'messages', 'operators', 'portal_accounts', 'portal_sessions', 'schema_migrations', 'users',
 ];
+const MIGRATIONS = ['001_initial.sql', '002_portal_and_messages.sql'];
+const VERSIONS = ['001', '002'];
 
 describeEachDatabase('migrations', (variant) => {
   let t: TestDatabase;
@@ -26,7 +28,7 @@ describeEachDatabase('migrations', (variant) => {
     const second = t.databaseUrl ? await openDatabase({ databaseUrl: t.databaseUrl, dataDir: t.dataDir, logger: silentLogger }) : db;
     try {
       const [a, b] = await Promise.all([migrate(db, silentLogger), migrate(second, silentLogger)]);
-      expect([...a, ...b]).toEqual(['001_initial.sql']);
+      expect([...a, ...b].sort()).toEqual(MIGRATIONS);
     } finally {
       if (second !== db) await second.close();
     }
@@ -36,7 +38,7 @@ describeEachDatabase('migrations', (variant) => {
     expect(await migrate(db, silentLogger)).toEqual([]);
     expect(await migrate(db, silentLogger)).toEqual([]);
     const rows = await db.query<{ version: string }>('SELECT version FROM schema_migrations ORDER BY version');
-    expect(rows.map((r) => r.version)).toEqual(['001']);
+    expect(rows.map((r) => r.version)).toEqual(VERSIONS);
   });
 
   it('creates every table', async () => {
@@ -100,7 +102,7 @@ describeEachDatabase('migrations', (variant) => {
         `SELECT table_name FROM information_schema.tables WHERE table_name IN ('ok_one', 'ok_two', 'half_done') ORDER BY 1`);
       expect(tables.map((r) => r.table_name)).toEqual(['ok_one', 'ok_two']);
       const versions = await db.query<{ version: string }>(`SELECT version FROM schema_migrations ORDER BY version`);
-      expect(versions.map((r) => r.version)).toEqual(['001', '900']);
+      expect(versions.map((r) => r.version)).toEqual([...VERSIONS, '900']);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
