@@ -10,6 +10,9 @@ import { createLoginGuard } from './guard/create-login-guard.js';
 import type { LoginGuard } from './guard/login-guard.js';
 import { AccessCodeService } from './mailbox/access-code-service.js';
 import { Metrics } from './metrics/metrics.js';
+import { createPasswordHasher } from './domain/password-hasher.js';
+import { FileAudioStore, type AudioStore } from './messages/audio-store.js';
+import { join } from 'node:path';
 import { openDatabase, type Database } from './store/database.js';
 import { migrate } from './store/migrate.js';
 
@@ -23,6 +26,10 @@ export interface Core {
   readonly guard: LoginGuard;
   /** Prometheus metrics of this server (GET /metrics). */
   readonly metrics: Metrics;
+  /** Hashes portal and operator web passwords (a pepper of its own, derived from PIN_PEPPER). */
+  readonly passwords: AccessCodeHasher;
+  /** Message audio, greetings and names: DATA_DIR/messages. */
+  readonly audio: AudioStore;
   close(): Promise<void>;
 }
 
@@ -42,8 +49,10 @@ export async function openCore(config: Config, logger: Logger, opts: { migrate: 
   const guard = createLoginGuard(config, logger);
   const metrics = new Metrics();
   const accessCodes = new AccessCodeService({ db, hasher, logger, guard, metrics });
+  const passwords = createPasswordHasher(pepper);
+  const audio = new FileAudioStore(join(config.dataDir, 'messages'));
   return {
-    config, logger, db, hasher, accessCodes, guard, metrics,
+    config, logger, db, hasher, accessCodes, guard, metrics, passwords, audio,
     close: async () => {
       await guard.close();
       await db.close();

@@ -55,6 +55,8 @@ export interface Config {
   readonly maxCalls: number;
   /** INVITEs per second from one untrusted source address, and the burst allowed (INVITE_RATE_PER_SOURCE / INVITE_BURST_PER_SOURCE). */
   readonly inviteRate: { readonly perSecond: number; readonly burst: number };
+  /** PORTAL_SECURE_COOKIES: mark the session cookie Secure (HTTPS in front of the portal). */
+  readonly portal: { readonly secureCookies: boolean };
 }
 
 type Env = Record<string, string | undefined>;
@@ -76,6 +78,14 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(name, what ?? `an integer from ${min} to ${max}`, raw);
   }
   return Number(raw);
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = value(env, name);
+  if (raw === undefined) return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(name, 'true or false', raw);
 }
 
 function ipAddress(env: Env, name: string, fallback: string): string {
@@ -239,5 +249,6 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
       perSecond: integer(env, 'INVITE_RATE_PER_SOURCE', 5, 0, 100_000, 'an integer from 0 (no limit) to 100000'),
       burst: integer(env, 'INVITE_BURST_PER_SOURCE', 10, 1, 100_000),
     },
+    portal: { secureCookies: boolean(env, 'PORTAL_SECURE_COOKIES', false) },
   };
 }

@@ -8,6 +8,7 @@ import { createLogger, type Logger } from './log.js';
 import { openCore, type Core } from './app.js';
 import { LocalAdmin } from './admin/admin.js';
 import { HttpEndpoint } from './http/http-server.js';
+import { PortalService } from './portal/portal-service.js';
 import { publishServerRuntime, type PublishedRuntime } from './runtime/server-runtime.js';
 import { seedDemo } from './store/demo.js';
 import { CallRouter } from './telephony/router.js';
@@ -40,7 +41,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     // server still starts — logins fail closed until it is back (the guard logs the outage).
     if (!(await core.guard.ping())) logger.error({ lockout: core.guard.kind }, 'failed-login counters unreachable at start: logins fail closed until they are back');
     if (opts.demo === true) {
-      const { inserted } = await seedDemo(core.db, core.hasher);
+      const { inserted } = await seedDemo(core.db, core.hasher, core.passwords);
       logger.info({ inserted }, inserted === 0 ? 'demo tenant present' : 'demo tenant seeded');
     }
     const router = new CallRouter({
@@ -57,6 +58,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       port: config.http.port,
       admin: new LocalAdmin(core),
       metrics: core.metrics,
+      portal: new PortalService({
+        db: core.db, accessCodes: core.accessCodes, guard: core.guard, passwords: core.passwords, audio: core.audio, logger,
+      }),
+      secureCookies: config.portal.secureCookies,
       health: [
         { name: 'store', check: () => core.db.ping().then(() => true, () => false) },
         ...engine.health(),

@@ -16,6 +16,11 @@ export type AccessCodeRejection =
   | 'sameAsCurrent'
   | 'recentlyUsed';
 
+/** Every reason, in the order the rules are checked (also the API's `reason` values). */
+export const ACCESS_CODE_REJECTIONS: readonly AccessCodeRejection[] = [
+  'notDigits', 'tooShort', 'tooLong', 'allSameDigit', 'sequential', 'mailboxNumber', 'sameAsCurrent', 'recentlyUsed',
+];
+
 /** The reasons `checkAccessCodeFormat` can give (the rest need the mailbox's history). */
 export type AccessCodeFormatRejection = Exclude<AccessCodeRejection, 'sameAsCurrent' | 'recentlyUsed'>;
 

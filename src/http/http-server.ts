@@ -1,14 +1,22 @@
 /**
- * The HTTP side of the server: `GET /healthz` for load balancers and orchestration, `GET /metrics`
- * for Prometheus, and the
- * token-protected `/admin/*` endpoint the CLI uses while this server owns the data directory.
+ * The HTTP side of the server, one fastify app: `GET /healthz` for load balancers and
+ * orchestration, `GET /metrics` for Prometheus, the token-protected `/admin/*` endpoint the CLI
+ * uses while this server owns the data directory, and — with a portal service — the HTTP API
+ * (`/api/*`, OpenAPI 3 at `/openapi.json`) and the portal pages (`/portal`).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
+import swagger from '@fastify/swagger';
 import type { Logger } from '../log.js';
-import type { AdminOperations } from '../admin/admin.js';
+import { AdminRequestError, type AdminOperations } from '../admin/admin.js';
+import type { Role } from '../domain/permissions.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { PortalService } from '../portal/portal-service.js';
+import { registerApi } from './api-routes.js';
+import { registerPortal } from './portal-routes.js';
 
 /** One thing /healthz reports on; `check` resolves true when it is healthy. */
 export interface HealthCheck {
@@ -24,15 +32,13 @@ export interface HttpServerOptions {
   readonly logger: Logger;
   /** GET /metrics (Prometheus text format); absent → 404. */
   readonly metrics?: Metrics;
+  /** The HTTP API and the portal pages; absent → 404. */
+  readonly portal?: PortalService;
+  /** Mark the session cookie Secure (the portal is served over HTTPS by a proxy in front). */
+  readonly secureCookies?: boolean;
 }
 
 const HEALTH_TIMEOUT_MS = 2_000;
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-  res.end(text);
-}
 
 function withTimeout(p: Promise<boolean>, ms: number): Promise<boolean> {
   return Promise.race([
@@ -48,31 +54,142 @@ function tokenMatches(given: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
+function json(reply: FastifyReply, status: number, body: unknown): FastifyReply {
+  return reply.code(status).header('cache-control', 'no-store').type('application/json; charset=utf-8').send(body);
+}
+
 export class HttpEndpoint {
-  private server: Server | null = null;
+  private app: FastifyInstance | null = null;
   private adminToken: string | null = null;
 
   constructor(private readonly opts: HttpServerOptions) {}
 
+  private async build(): Promise<FastifyInstance> {
+    const app = Fastify({
+      logger: false,
+      bodyLimit: 64 * 1024,
+      connectionTimeout: 30_000,
+      keepAliveTimeout: 5_000,
+      requestTimeout: 30_000,
+      // Ajv: coerce query strings, reject unknown shapes with 400 (schemas in api-routes.ts).
+      ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    });
+    await app.register(cookie);
+    await app.register(formbody, { bodyLimit: 16 * 1024 });
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.0.3',
+        info: { title: 'vmaccess API', version: '0.1.0', description: 'Voicemail access codes: mailboxes, access codes, lockouts, audit, reset and recycle.' },
+        components: {
+          securitySchemes: {
+            session: { type: 'apiKey', in: 'cookie', name: 'vmaccess_session', description: 'From POST /api/session; state-changing requests also need X-CSRF-Token.' },
+            token: { type: 'http', scheme: 'bearer', description: 'An operator API token (vmaccess token create).' },
+          },
+        },
+      },
+    });
+
+    app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
+      if (err.validation !== undefined || err.statusCode === 400) return json(reply, 400, { error: 'bad_request', message: err.message });
+      if (err.statusCode === 413) return json(reply, 413, { error: 'too_large', message: 'request body too large' });
+      if (err.statusCode === 415) return json(reply, 415, { error: 'unsupported_media_type', message: err.message });
+      this.opts.logger.error({ err }, 'http request failed');
+      return json(reply, 500, { error: 'internal error' });
+    });
+    app.setNotFoundHandler((_req, reply) => json(reply, 404, { error: 'not found' }));
+
+    app.route({
+      method: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'],
+      url: '/healthz',
+      schema: { hide: true },
+      handler: async (req, reply) => {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return json(reply, 405, { error: 'use GET' });
+        const results = await Promise.all(this.opts.health.map(async (h) => [h.name, await withTimeout(h.check(), HEALTH_TIMEOUT_MS)] as const));
+        const ok = results.every(([, healthy]) => healthy);
+        return json(reply, ok ? 200 : 503, {
+          status: ok ? 'ok' : 'unavailable',
+          checks: Object.fromEntries(results.map(([name, healthy]) => [name, healthy ? 'ok' : 'failing'])),
+        });
+      },
+    });
+
+    const metrics = this.opts.metrics;
+    if (metrics !== undefined) {
+      app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+        const text = await metrics.text();
+        return reply.code(200).header('cache-control', 'no-store').header('content-type', metrics.contentType).send(text);
+      });
+    }
+
+    this.registerAdmin(app);
+    if (this.opts.portal !== undefined) {
+      registerApi(app, this.opts.portal, { secureCookies: this.opts.secureCookies === true });
+      registerPortal(app, this.opts.portal, { secureCookies: this.opts.secureCookies === true });
+      app.get('/openapi.json', { schema: { hide: true } }, async (_req, reply) => reply.send(app.swagger()));
+    }
+    return app;
+  }
+
+  private registerAdmin(app: FastifyInstance): void {
+    const { admin } = this.opts;
+    app.addHook('onRequest', async (req, reply) => {
+      if (!req.url.startsWith('/admin/')) return;
+      const auth = req.headers.authorization ?? '';
+      const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+      if (this.adminToken === null || !tokenMatches(token, this.adminToken)) {
+        return json(reply, 401, { error: 'admin token missing or wrong' });
+      }
+    });
+    const q = (req: { query: unknown }, name: string): string | undefined => {
+      const v = (req.query as Record<string, unknown>)[name];
+      return typeof v === 'string' ? v : undefined;
+    };
+    app.get('/admin/audit', { schema: { hide: true } }, async (req, reply) => {
+      const domain = q(req, 'domain');
+      if (domain === undefined || domain === '') return json(reply, 400, { error: 'domain is required' });
+      return json(reply, 200, { events: await admin.audit({ domain, mailbox: q(req, 'mailbox') }) });
+    });
+    app.post('/admin/migrate', { schema: { hide: true } }, async (_req, reply) => json(reply, 200, { applied: await admin.migrate() }));
+    app.post('/admin/demo', { schema: { hide: true } }, async (_req, reply) => json(reply, 200, await admin.seedDemo()));
+    // Account bootstrap (vmaccess user/operator/token): an operator's refusal is 400 with its reason.
+    const account = (path: string, fn: (body: Record<string, unknown>) => Promise<unknown>): void => {
+      app.post(path, { schema: { hide: true } }, async (req, reply) => {
+        try {
+          return json(reply, 200, (await fn((req.body ?? {}) as Record<string, unknown>)) ?? { ok: true });
+        } catch (err) {
+          if (err instanceof AdminRequestError) return json(reply, err.status || 400, { error: err.message });
+          throw err;
+        }
+      });
+    };
+    const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+    const opt = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+    account('/admin/users', (b) => admin.createUser({
+      domain: str(b.domain), extension: str(b.extension), displayName: str(b.displayName), role: str(b.role) as Role, site: opt(b.site), password: opt(b.password),
+    }));
+    account('/admin/user-password', (b) => admin.setUserPassword({ domain: str(b.domain), extension: str(b.extension), password: str(b.password) }));
+    account('/admin/operators', (b) => admin.setOperator({ name: str(b.name), password: opt(b.password) }));
+    account('/admin/tokens', (b) => admin.createToken({ operator: str(b.operator), label: str(b.label) }));
+    app.post('/admin/unlock', { schema: { hide: true } }, async (req, reply) => {
+      const domain = q(req, 'domain') ?? '';
+      const mailbox = q(req, 'mailbox') ?? '';
+      if (domain === '' || mailbox === '') return json(reply, 400, { error: 'domain and mailbox are required' });
+      const actor = (q(req, 'actor') ?? '').slice(0, 200) || 'cli';
+      try {
+        return json(reply, 200, await admin.unlock({ domain, mailbox, actor }));
+      } catch (err) {
+        // Typically the shared counters (Redis) are unreachable: the operator should hear why.
+        this.opts.logger.error({ err }, 'admin unlock failed');
+        return json(reply, 503, { error: `unlock failed: ${(err as Error).message}` });
+      }
+    });
+  }
+
   async listen(): Promise<{ address: string; port: number }> {
-    const server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => {
-        this.opts.logger.error({ err }, 'http request failed');
-        if (!res.headersSent) send(res, 500, { error: 'internal error' });
-        else res.destroy();
-      });
-    });
-    server.keepAliveTimeout = 5_000;
-    server.requestTimeout = 30_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port, this.opts.address, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.server = server;
-    const a = server.address() as AddressInfo;
+    const app = await this.build();
+    await app.listen({ host: this.opts.address, port: this.opts.port });
+    this.app = app;
+    const a = app.server.address() as AddressInfo;
     return { address: a.address, port: a.port };
   }
 
@@ -82,67 +199,10 @@ export class HttpEndpoint {
   }
 
   async close(): Promise<void> {
-    const server = this.server;
-    this.server = null;
-    if (server === null) return;
-    server.closeIdleConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname === '/healthz') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'use GET' });
-      const results = await Promise.all(this.opts.health.map(async (h) => [h.name, await withTimeout(h.check(), HEALTH_TIMEOUT_MS)] as const));
-      const ok = results.every(([, healthy]) => healthy);
-      return send(res, ok ? 200 : 503, {
-        status: ok ? 'ok' : 'unavailable',
-        checks: Object.fromEntries(results.map(([name, healthy]) => [name, healthy ? 'ok' : 'failing'])),
-      });
-    }
-    if (url.pathname === '/metrics' && this.opts.metrics !== undefined) {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'use GET' });
-      const text = await this.opts.metrics.text();
-      res.writeHead(200, { 'content-type': this.opts.metrics.contentType, 'cache-control': 'no-store' });
-      res.end(req.method === 'HEAD' ? undefined : text);
-      return;
-    }
-    if (url.pathname.startsWith('/admin/')) return this.handleAdmin(req, res, url);
-    return send(res, 404, { error: 'not found' });
-  }
-
-  private async handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const auth = req.headers.authorization ?? '';
-    const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
-    if (this.adminToken === null || !tokenMatches(token, this.adminToken)) {
-      return send(res, 401, { error: 'admin token missing or wrong' });
-    }
-    const { admin } = this.opts;
-    if (url.pathname === '/admin/audit' && req.method === 'GET') {
-      const domain = url.searchParams.get('domain');
-      if (domain === null || domain === '') return send(res, 400, { error: 'domain is required' });
-      const mailbox = url.searchParams.get('mailbox') ?? undefined;
-      return send(res, 200, { events: await admin.audit({ domain, mailbox }) });
-    }
-    if (url.pathname === '/admin/migrate' && req.method === 'POST') {
-      return send(res, 200, { applied: await admin.migrate() });
-    }
-    if (url.pathname === '/admin/demo' && req.method === 'POST') {
-      return send(res, 200, await admin.seedDemo());
-    }
-    if (url.pathname === '/admin/unlock' && req.method === 'POST') {
-      const domain = url.searchParams.get('domain') ?? '';
-      const mailbox = url.searchParams.get('mailbox') ?? '';
-      if (domain === '' || mailbox === '') return send(res, 400, { error: 'domain and mailbox are required' });
-      const actor = (url.searchParams.get('actor') ?? '').slice(0, 200) || 'cli';
-      try {
-        return send(res, 200, await admin.unlock({ domain, mailbox, actor }));
-      } catch (err) {
-        // Typically the shared counters (Redis) are unreachable: the operator should hear why.
-        this.opts.logger.error({ err }, 'admin unlock failed');
-        return send(res, 503, { error: `unlock failed: ${(err as Error).message}` });
-      }
-    }
-    return send(res, 404, { error: 'not found' });
+    const app = this.app;
+    this.app = null;
+    if (app === null) return;
+    app.server.closeIdleConnections();
+    await app.close();
   }
 }

@@ -1,0 +1,150 @@
+/**
+ * The portal's pages: server-rendered HTML, plain forms (no build step, no JavaScript needed),
+ * every control labelled. Every value is escaped; every form that changes something carries the
+ * session's CSRF token.
+ */
+import type { MailboxSummary } from '../store/accounts.js';
+
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+const STYLE = `
+  body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; color: #1a1a1a; }
+  header { display: flex; justify-content: space-between; align-items: baseline; border-bottom: 1px solid #ccc; margin-bottom: 1rem; }
+  label { display: block; margin: .5rem 0 .2rem; font-weight: 600; }
+  input[type=password], input[type=text] { padding: .4rem; font-size: 1rem; width: 14rem; }
+  button { margin-top: .6rem; padding: .4rem .9rem; font-size: 1rem; }
+  table { border-collapse: collapse; width: 100%; }
+  th, td { border-bottom: 1px solid #ddd; padding: .5rem; text-align: left; vertical-align: top; }
+  .notice { padding: .6rem; border-radius: .3rem; margin: 1rem 0; }
+  .ok { background: #e6f4ea; } .error { background: #fde7e9; }
+  form.inline { display: inline-block; margin-right: .6rem; }
+  details { margin: .3rem 0; }
+`;
+
+export interface PageUser {
+  readonly name: string;
+  readonly csrfToken: string;
+  readonly canManage: boolean;
+}
+
+export interface Notice {
+  readonly kind: 'ok' | 'error';
+  readonly text: string;
+}
+
+function layout(title: string, body: string, user?: PageUser): string {
+  const nav = user === undefined ? '' : `<nav aria-label="Portal">
+      <a href="/portal">My voicemail</a>${user.canManage ? ' · <a href="/portal/manage">Manager view</a>' : ''}
+      · <form class="inline" method="post" action="/portal/logout"><input type="hidden" name="csrf" value="${escapeHtml(user.csrfToken)}"><button type="submit">Sign out</button></form>
+    </nav>`;
+  return `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)} — vmaccess</title><style>${STYLE}</style></head>
+<body>
+<header><h1>${escapeHtml(title)}</h1>${user === undefined ? '' : `<p>Signed in as <strong>${escapeHtml(user.name)}</strong></p>`}</header>
+${nav}
+<main>
+${body}
+</main>
+</body>
+</html>`;
+}
+
+function notice(n: Notice | undefined): string {
+  if (n === undefined) return '';
+  return `<p class="notice ${n.kind}" role="${n.kind === 'error' ? 'alert' : 'status'}">${escapeHtml(n.text)}</p>`;
+}
+
+export function loginPage(opts: { error?: string; domain?: string; user?: string } = {}): string {
+  return layout('Sign in', `
+${opts.error !== undefined ? notice({ kind: 'error', text: opts.error }) : ''}
+<form method="post" action="/portal/login">
+  <label for="domain">Domain</label>
+  <input id="domain" name="domain" type="text" autocomplete="organization" required value="${escapeHtml(opts.domain ?? '')}">
+  <label for="user">Extension</label>
+  <input id="user" name="user" type="text" autocomplete="username" inputmode="numeric" required value="${escapeHtml(opts.user ?? '')}">
+  <label for="password">Password</label>
+  <input id="password" name="password" type="password" autocomplete="current-password" required>
+  <div><button type="submit">Sign in</button></div>
+</form>`);
+}
+
+export function myVoicemailPage(user: PageUser, mailbox: MailboxSummary | undefined, fresh: boolean, n?: Notice): string {
+  if (mailbox === undefined) {
+    return layout('My voicemail', `${notice(n)}<p>You have no mailbox.</p>`, user);
+  }
+  return layout('My voicemail', `
+${notice(n)}
+<section aria-labelledby="mine">
+  <h2 id="mine">Mailbox ${escapeHtml(mailbox.number)}</h2>
+  <p>${mailbox.messages.new} new and ${mailbox.messages.saved} saved messages. ${mailbox.hasCode ? 'An access code is set.' : 'No access code yet: choose one below, or call voicemail from your phone.'}</p>
+  <h3>Change access code</h3>
+  <form method="post" action="/portal/my/access-code">
+    <input type="hidden" name="csrf" value="${escapeHtml(user.csrfToken)}">
+    ${fresh || !mailbox.hasCode ? '<p>You signed in a moment ago, so the current code is not needed.</p>' : `
+    <label for="currentCode">Current access code</label>
+    <input id="currentCode" name="currentCode" type="password" inputmode="numeric" autocomplete="off" required>`}
+    <label for="newCode">New access code (4 to 10 digits)</label>
+    <input id="newCode" name="newCode" type="password" inputmode="numeric" autocomplete="off" required>
+    <label for="newCode2">New access code again</label>
+    <input id="newCode2" name="newCode2" type="password" inputmode="numeric" autocomplete="off" required>
+    <div><button type="submit">Change access code</button></div>
+  </form>
+</section>`, user);
+}
+
+export function managePage(user: PageUser, domain: string, mailboxes: readonly MailboxSummary[], n?: Notice): string {
+  const csrf = `<input type="hidden" name="csrf" value="${escapeHtml(user.csrfToken)}">`;
+  const rows = mailboxes.map((m) => {
+    const id = escapeHtml(m.number);
+    const who = m.owner !== null ? escapeHtml(`${m.owner.displayName} (${m.owner.role.replace(/_/g, ' ')})`) : `Shared: ${escapeHtml(m.displayName ?? '')}${m.members.length > 0 ? ` — members ${escapeHtml(m.members.join(', '))}` : ''}`;
+    const action = (what: string): string => `/portal/manage/${encodeURIComponent(m.number)}/${what}`;
+    return `<tr>
+  <th scope="row">${id}</th>
+  <td>${who}</td>
+  <td>${m.hasCode ? (m.mustChange ? 'set, must change' : 'set') : 'none'}</td>
+  <td>${m.messages.new} new, ${m.messages.saved} saved</td>
+  <td>
+    <details><summary>Set access code</summary>
+      <form method="post" action="${action('access-code')}">${csrf}
+        <label for="code-${id}">New access code for ${id}</label>
+        <input id="code-${id}" name="newCode" type="password" inputmode="numeric" autocomplete="off" required>
+        <div><label><input type="checkbox" name="mustChange" value="1"> Must change at next login</label></div>
+        <button type="submit">Set code for ${id}</button>
+      </form>
+    </details>
+    <form class="inline" method="post" action="${action('unlock')}">${csrf}<button type="submit" aria-label="Unlock ${id}">Unlock</button></form>
+    <form class="inline" method="post" action="${action('require-change')}">${csrf}<button type="submit" aria-label="Require ${id} to change the access code">Require change</button></form>
+    ${m.owner !== null ? `<form class="inline" method="post" action="${action('reset')}">${csrf}<button type="submit" aria-label="Reset ${id}">Reset…</button></form>
+    <form class="inline" method="post" action="${action('recycle')}">${csrf}<button type="submit" aria-label="Recycle ${id}">Recycle…</button></form>` : ''}
+  </td>
+</tr>`;
+  }).join('\n');
+  return layout(`Manager view — ${domain}`, `
+${notice(n)}
+<table>
+  <caption>Mailboxes you manage in ${escapeHtml(domain)}</caption>
+  <thead><tr><th scope="col">Mailbox</th><th scope="col">Owner</th><th scope="col">Access code</th><th scope="col">Messages</th><th scope="col">Actions</th></tr></thead>
+  <tbody>
+${rows}
+  </tbody>
+</table>`, user);
+}
+
+/** Step 2 of reset/recycle: the count of messages that will be lost, echoed back to confirm. */
+export function confirmPage(user: PageUser, mailbox: string, kind: 'reset' | 'recycle', messages: number): string {
+  const what = kind === 'reset'
+    ? 'clears the access code (first-time setup on the phone), the greeting and the name, and deletes the messages'
+    : 'hands the extension to someone new: clears the access code, the greeting and the name, removes the portal password, and deletes the messages';
+  return layout(`${kind === 'reset' ? 'Reset' : 'Recycle'} mailbox ${mailbox}`, `
+<p class="notice error" role="alert">This ${what}. <strong>${messages} ${messages === 1 ? 'message' : 'messages'}</strong> will be deleted for good.</p>
+<form method="post" action="/portal/manage/${encodeURIComponent(mailbox)}/${kind}">
+  <input type="hidden" name="csrf" value="${escapeHtml(user.csrfToken)}">
+  <label for="confirm">Type the number of messages that will be deleted (${messages}) to confirm</label>
+  <input id="confirm" name="confirmMessages" type="text" inputmode="numeric" autocomplete="off" required>
+  <div><button type="submit">${kind === 'reset' ? 'Reset' : 'Recycle'} ${escapeHtml(mailbox)}</button> <a href="/portal/manage">Cancel</a></div>
+</form>`, user);
+}
