@@ -10,6 +10,10 @@ import { listAuditEvents, type AuditEvent } from '../store/audit.js';
 import type { Database } from '../store/database.js';
 import { seedDemo, type DemoSeedResult } from '../store/demo.js';
 import { migrate } from '../store/migrate.js';
+import { randomBytes } from 'node:crypto';
+import { ROLES, type Role } from '../domain/permissions.js';
+import { passwordProblem } from '../domain/password-hasher.js';
+import { createApiToken, findOperator, findPortalUser, setPortalPassword, upsertOperator } from '../store/accounts.js';
 
 export interface AuditFilter {
   readonly domain: string;
@@ -23,8 +27,26 @@ export interface UnlockRequest {
   readonly actor: string;
 }
 
+export interface NewUser {
+  readonly domain: string;
+  readonly extension: string;
+  readonly displayName: string;
+  readonly role: Role;
+  readonly site?: string | undefined;
+  /** A portal (web) password; none → no portal account yet. */
+  readonly password?: string | undefined;
+}
+
 export interface AdminOperations {
   audit(filter: AuditFilter): Promise<AuditEvent[]>;
+  /** A user with a personal mailbox (no access code yet: first-time setup on the phone). */
+  createUser(user: NewUser): Promise<void>;
+  /** Sets (or creates) a user's portal password. */
+  setUserPassword(request: { domain: string; extension: string; password: string }): Promise<void>;
+  /** Creates an operator (reseller/superuser, all domains) or sets its password. */
+  setOperator(request: { name: string; password?: string | undefined }): Promise<void>;
+  /** A new API token for an operator; returned once, only its hash is kept. */
+  createToken(request: { operator: string; label: string }): Promise<{ token: string }>;
   migrate(): Promise<string[]>;
   seedDemo(): Promise<DemoSeedResult>;
   /** Clears a mailbox's failed-login lock (audited `mailbox_unlocked`, channel cli). */
@@ -32,7 +54,50 @@ export interface AdminOperations {
 }
 
 export class LocalAdmin implements AdminOperations {
-  constructor(private readonly deps: { db: Database; hasher: AccessCodeHasher; logger: Logger; accessCodes: AccessCodeService }) {}
+  constructor(private readonly deps: { db: Database; hasher: AccessCodeHasher; passwords: AccessCodeHasher; logger: Logger; accessCodes: AccessCodeService }) {}
+
+  async createUser(user: NewUser): Promise<void> {
+    const problem = user.password === undefined ? null : passwordProblem(user.password);
+    if (problem !== null) throw new AdminRequestError(problem, 400);
+    if (!ROLES.includes(user.role)) throw new AdminRequestError(`role must be one of ${ROLES.join(', ')}`, 400);
+    if (!/^[0-9]{1,15}$/.test(user.extension)) throw new AdminRequestError('the extension must be 1 to 15 digits', 400);
+    const passwordHash = user.password === undefined ? null : await this.deps.passwords.hash(user.password);
+    await this.deps.db.transaction(async (tx) => {
+      const domain = await tx.query<{ id: number }>('SELECT id FROM domains WHERE name = $1', [user.domain.toLowerCase()]);
+      if (domain[0] === undefined) throw new AdminRequestError(`no domain ${user.domain}`, 400);
+      const taken = await tx.query('SELECT 1 FROM users WHERE domain_id = $1 AND extension = $2', [domain[0].id, user.extension]);
+      if (taken.length > 0) throw new AdminRequestError(`user ${user.extension} already exists in ${user.domain}`, 400);
+      const created = await tx.query<{ id: number }>(
+        'INSERT INTO users (domain_id, extension, display_name, role, site) VALUES ($1, $2, $3, $4, $5) RETURNING id',
+        [domain[0].id, user.extension, user.displayName, user.role, user.site ?? null]);
+      await tx.query('INSERT INTO mailboxes (domain_id, number, owner_user_id) VALUES ($1, $2, $3) ON CONFLICT (domain_id, number) DO NOTHING',
+        [domain[0].id, user.extension, created[0]!.id]);
+      if (passwordHash !== null) await setPortalPassword(tx, created[0]!.id, passwordHash);
+    });
+  }
+
+  async setUserPassword(request: { domain: string; extension: string; password: string }): Promise<void> {
+    const problem = passwordProblem(request.password);
+    if (problem !== null) throw new AdminRequestError(problem, 400);
+    const user = await findPortalUser(this.deps.db, request.domain, request.extension);
+    if (user === null) throw new AdminRequestError(`no user ${request.extension} in ${request.domain}`, 400);
+    await setPortalPassword(this.deps.db, user.userId, await this.deps.passwords.hash(request.password));
+  }
+
+  async setOperator(request: { name: string; password?: string | undefined }): Promise<void> {
+    if (!/^[a-z0-9._-]{1,64}$/.test(request.name)) throw new AdminRequestError('an operator name is 1 to 64 of a-z 0-9 . _ -', 400);
+    const problem = request.password === undefined ? null : passwordProblem(request.password);
+    if (problem !== null) throw new AdminRequestError(problem, 400);
+    await upsertOperator(this.deps.db, request.name, request.password === undefined ? null : await this.deps.passwords.hash(request.password));
+  }
+
+  async createToken(request: { operator: string; label: string }): Promise<{ token: string }> {
+    const operator = await findOperator(this.deps.db, request.operator);
+    if (operator === null) throw new AdminRequestError(`no operator ${request.operator} (vmaccess operator set --name ${request.operator})`, 400);
+    const token = randomBytes(32).toString('base64url');
+    await createApiToken(this.deps.db, operator.id, request.label.slice(0, 100) || 'token', token);
+    return { token };
+  }
 
   /** In a server the counters are its own (in-process) or shared ones (Redis); in the CLI, Redis or none. */
   unlock(request: UnlockRequest): Promise<{ wasLocked: boolean }> {
@@ -48,7 +113,7 @@ export class LocalAdmin implements AdminOperations {
   }
 
   seedDemo(): Promise<DemoSeedResult> {
-    return seedDemo(this.deps.db, this.deps.hasher);
+    return seedDemo(this.deps.db, this.deps.hasher, this.deps.passwords);
   }
 }
 
@@ -63,22 +128,23 @@ export class AdminRequestError extends Error {
 export class RemoteAdmin implements AdminOperations {
   constructor(private readonly baseUrl: string, private readonly token: string) {}
 
-  private async call<T>(method: 'GET' | 'POST', path: string, query?: Record<string, string | undefined>): Promise<T> {
+  private async call<T>(method: 'GET' | 'POST', path: string, query?: Record<string, string | undefined>, body?: unknown): Promise<T> {
     const url = new URL(path, this.baseUrl);
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     let res: Response;
     try {
       res = await fetch(url, {
         method,
-        headers: { authorization: `Bearer ${this.token}` },
+        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(30_000),
       });
     } catch (err) {
       throw new AdminRequestError(`the running server at ${this.baseUrl} did not answer (${(err as Error).message})`, 0);
     }
-    const body = await res.json().catch(() => ({})) as { error?: string } & T;
-    if (!res.ok) throw new AdminRequestError(body.error ?? `the server answered ${res.status}`, res.status);
-    return body;
+    const answer = await res.json().catch(() => ({})) as { error?: string } & T;
+    if (!res.ok) throw new AdminRequestError(answer.error ?? `the server answered ${res.status}`, res.status);
+    return answer;
   }
 
   async audit(filter: AuditFilter): Promise<AuditEvent[]> {
@@ -96,5 +162,21 @@ export class RemoteAdmin implements AdminOperations {
   async unlock(request: UnlockRequest): Promise<{ wasLocked: boolean }> {
     const body = await this.call<{ wasLocked?: unknown }>('POST', '/admin/unlock', { ...request });
     return { wasLocked: body.wasLocked === true };
+  }
+
+  async createUser(user: NewUser): Promise<void> {
+    await this.call('POST', '/admin/users', undefined, user);
+  }
+
+  async setUserPassword(request: { domain: string; extension: string; password: string }): Promise<void> {
+    await this.call('POST', '/admin/user-password', undefined, request);
+  }
+
+  async setOperator(request: { name: string; password?: string | undefined }): Promise<void> {
+    await this.call('POST', '/admin/operators', undefined, request);
+  }
+
+  async createToken(request: { operator: string; label: string }): Promise<{ token: string }> {
+    return this.call<{ token: string }>('POST', '/admin/tokens', undefined, request);
   }
 }

@@ -11,6 +11,7 @@ import { AdminRequestError, LocalAdmin, RemoteAdmin, type AdminOperations } from
 import { findRunningServer } from '../runtime/server-runtime.js';
 import type { AuditEvent } from '../store/audit.js';
 import { runServer } from '../server.js';
+import type { Role } from '../domain/permissions.js';
 
 const HELP = `vmaccess — voicemail access server for hosted-PBX operators
 
@@ -20,7 +21,15 @@ Usage:
   vmaccess demo                                    seed the demo tenant and exit (idempotent)
   vmaccess audit --domain D [--mailbox M] [--json] print audit events, oldest first
   vmaccess unlock --domain D --mailbox M           clear a failed-login lockout (audited)
+  vmaccess user create --domain D --extension E --name "N" --role R [--site S] [--password-stdin]
+                                                   a user with a personal mailbox (and a portal password)
+  vmaccess user passwd --domain D --extension E    set a user's portal password (read from stdin)
+  vmaccess operator set --name N                   create an operator (all domains) / set its password (stdin)
+  vmaccess token create --operator N [--label L]   print a new API token for the operator (shown once)
   vmaccess --help                                  this text
+
+Passwords are read from the first line of standard input, e.g.
+  printf '%s\n' 'a-long-password' | vmaccess user passwd --domain demo.local --extension 201
 
 Configuration comes from environment variables (SIP_ADDRESS, SIP_PORT, DATABASE_URL, DATA_DIR,
 REDIS_URL, PIN_PEPPER, TRUSTED_SIP_PEERS, DEFAULT_DOMAIN, LOG_LEVEL, ...); see README.md.
@@ -68,6 +77,19 @@ function osUser(): string {
   } catch {
     return process.env.USER ?? 'unknown';
   }
+}
+
+/** The first line of standard input (a password piped in); never echoed, never logged. */
+async function readPassword(): Promise<string> {
+  if (process.stdin.isTTY) throw new UsageError('pipe the password on standard input, e.g. printf \'%s\\n\' "$PASSWORD" | vmaccess …');
+  let data = '';
+  for await (const chunk of process.stdin) {
+    data += String(chunk);
+    if (data.includes('\n') || data.length > 1000) break;
+  }
+  const password = data.split(/\r?\n/)[0] ?? '';
+  if (password === '') throw new UsageError('no password on standard input');
+  return password;
 }
 
 function formatAuditLine(e: AuditEvent): string {
@@ -128,6 +150,58 @@ async function dispatch(argv: string[]): Promise<number> {
       process.stdout.write(wasLocked
         ? `${domain.toLowerCase()} ${mailbox}: unlocked (it was locked)\n`
         : `${domain.toLowerCase()} ${mailbox}: was not locked (failed-login count cleared)\n`);
+      return 0;
+    }
+    case 'user': {
+      const [sub, ...args] = rest;
+      if (sub === 'create') {
+        const { values } = parse(args, {
+          domain: { type: 'string' }, extension: { type: 'string' }, name: { type: 'string' }, role: { type: 'string' },
+          site: { type: 'string' }, 'password-stdin': { type: 'boolean', default: false },
+        });
+        const need = (k: string): string => {
+          const v = values[k];
+          if (typeof v !== 'string' || v.trim() === '') throw new UsageError(`user create needs --${k}`);
+          return v.trim();
+        };
+        const user = {
+          domain: need('domain'), extension: need('extension'), displayName: need('name'), role: need('role') as Role,
+          site: typeof values.site === 'string' ? values.site : undefined,
+          password: values['password-stdin'] === true ? await readPassword() : undefined,
+        };
+        const config = loadConfig(process.env);
+        await withAdmin(config, (admin) => admin.createUser(user));
+        process.stdout.write(`user ${user.extension}@${user.domain.toLowerCase()} created with a mailbox${user.password !== undefined ? ' and a portal password' : ''}\n`);
+        return 0;
+      }
+      if (sub === 'passwd') {
+        const { values } = parse(args, { domain: { type: 'string' }, extension: { type: 'string' } });
+        if (typeof values.domain !== 'string' || typeof values.extension !== 'string') throw new UsageError('user passwd needs --domain D --extension E');
+        const request = { domain: values.domain, extension: values.extension, password: await readPassword() };
+        await withAdmin(loadConfig(process.env), (admin) => admin.setUserPassword(request));
+        process.stdout.write(`portal password of ${request.extension}@${request.domain.toLowerCase()} set\n`);
+        return 0;
+      }
+      throw new UsageError('user needs create or passwd (try vmaccess --help)');
+    }
+    case 'operator': {
+      const [sub, ...args] = rest;
+      if (sub !== 'set') throw new UsageError('operator needs set (try vmaccess --help)');
+      const { values } = parse(args, { name: { type: 'string' } });
+      if (typeof values.name !== 'string' || values.name === '') throw new UsageError('operator set needs --name N');
+      const request = { name: values.name, password: await readPassword() };
+      await withAdmin(loadConfig(process.env), (admin) => admin.setOperator(request));
+      process.stdout.write(`operator ${request.name} set\n`);
+      return 0;
+    }
+    case 'token': {
+      const [sub, ...args] = rest;
+      if (sub !== 'create') throw new UsageError('token needs create (try vmaccess --help)');
+      const { values } = parse(args, { operator: { type: 'string' }, label: { type: 'string' } });
+      if (typeof values.operator !== 'string' || values.operator === '') throw new UsageError('token create needs --operator N');
+      const request = { operator: values.operator, label: typeof values.label === 'string' ? values.label : 'cli' };
+      const { token } = await withAdmin(loadConfig(process.env), (admin) => admin.createToken(request));
+      process.stdout.write(`${token}\n`);
       return 0;
     }
     default:
