@@ -89,6 +89,8 @@ export interface LoginGuard {
   recordAttempt(attempt: LoginAttempt, codeMatched: boolean): Promise<LoginVerdict>;
   /** Clears the mailbox's lock and failure count; says whether it was locked. */
   unlock(domain: string, mailbox: string): Promise<{ wasLocked: boolean }>;
+  /** Whether the mailbox is locked right now (for the portal's mailbox list); changes nothing. */
+  isLocked(domain: string, mailbox: string): Promise<boolean>;
   /** Whether the counters answer (connecting first if needed); never throws. */
   ping(): Promise<boolean>;
   close(): Promise<void>;

@@ -61,6 +61,10 @@ class CounterTable {
     return [false, false];
   }
 
+  locked(key: string, now: number): boolean {
+    return (this.#entries.get(key)?.lockedUntil ?? 0) > now;
+  }
+
   /** Deletes the key; says whether it was locked. */
   clear(key: string, now: number): boolean {
     const wasLocked = (this.#live(key, now)?.lockedUntil ?? 0) > now;
@@ -151,6 +155,10 @@ export class MemoryLoginGuard implements LoginGuard {
 
   unlock(domain: string, mailbox: string): Promise<{ wasLocked: boolean }> {
     return Promise.resolve({ wasLocked: this.#mailboxes.clear(mailboxKey(domain, mailbox), this.#now()) });
+  }
+
+  isLocked(domain: string, mailbox: string): Promise<boolean> {
+    return Promise.resolve(this.#mailboxes.locked(mailboxKey(domain, mailbox), this.#now()));
   }
 
   ping(): Promise<boolean> {

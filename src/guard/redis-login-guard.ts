@@ -163,6 +163,12 @@ export class RedisLoginGuard implements LoginGuard {
     return { wasLocked: was === 1 };
   }
 
+  async isLocked(domain: string, mailbox: string): Promise<boolean> {
+    const keys = this.#keys('lockout', mailboxKey(domain, mailbox), 'lock');
+    const lockEnd = await this.#run(() => this.#redis.get(keys.lock));
+    return Number(lockEnd ?? 0) > this.#now();
+  }
+
   /** Connects if needed and checks Redis answers; false (logged) when it does not. */
   async ping(): Promise<boolean> {
     try {

@@ -40,6 +40,7 @@ const mailboxSchema = {
     members: { type: 'array', items: { type: 'string' } },
     hasCode: { type: 'boolean' },
     mustChange: { type: 'boolean' },
+    locked: { type: ['boolean', 'null'], description: 'locked after failed logins; null when the counters cannot be read' },
     messages: { type: 'object', properties: { new: { type: 'integer' }, saved: { type: 'integer' } } },
   },
 } as const;
@@ -52,8 +53,8 @@ const mailboxParams = {
 } as const;
 const security: Array<Record<string, string[]>> = [{ session: [] }, { token: [] }];
 
-function view(m: MailboxSummary): Record<string, unknown> {
-  return { number: m.number, shared: m.shared, displayName: m.displayName, owner: m.owner, members: m.members, hasCode: m.hasCode, mustChange: m.mustChange, messages: m.messages };
+function view(m: MailboxSummary, locked: boolean | null): Record<string, unknown> {
+  return { number: m.number, shared: m.shared, displayName: m.displayName, owner: m.owner, members: m.members, hasCode: m.hasCode, mustChange: m.mustChange, locked, messages: m.messages };
 }
 
 export function sendPortalError(reply: FastifyReply, err: unknown): FastifyReply {
@@ -143,7 +144,9 @@ export function registerApi(app: FastifyInstance, portal: PortalService, opts: {
   }, async (req, reply) => {
     try {
       const { domain } = req.params as { domain: string };
-      return reply.send({ mailboxes: (await portal.mailboxes(await actorOf(req), domain)).map(view) });
+      const mailboxes = await portal.mailboxes(await actorOf(req), domain);
+      const locked = await portal.lockedOf(domain, mailboxes);
+      return reply.send({ mailboxes: mailboxes.map((m) => view(m, locked.get(m.number) ?? null)) });
     } catch (err) {
       return sendPortalError(reply, err);
     }

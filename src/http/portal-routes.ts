@@ -131,7 +131,7 @@ export function registerPortal(app: FastifyInstance, portal: PortalService, opts
     if (p === null) return reply;
     const mine = p.actor.principal.kind === 'user' ? p.actor.principal.extension : null;
     const mailboxes = (await portal.mailboxes(p.actor, p.domain)).filter((m) => m.owner?.extension !== mine || m.owner === null);
-    return html(reply, status, managePage(p.user, p.domain, mailboxes, n));
+    return html(reply, status, managePage(p.user, p.domain, mailboxes, await portal.lockedOf(p.domain, mailboxes), n));
   };
 
   app.get('/portal/manage', { schema: { hide: true } }, async (req, reply) => manage(req, reply, 200));

@@ -96,7 +96,7 @@ ${notice(n)}
 </section>`, user);
 }
 
-export function managePage(user: PageUser, domain: string, mailboxes: readonly MailboxSummary[], n?: Notice): string {
+export function managePage(user: PageUser, domain: string, mailboxes: readonly MailboxSummary[], locked: ReadonlyMap<string, boolean | null>, n?: Notice): string {
   const csrf = `<input type="hidden" name="csrf" value="${escapeHtml(user.csrfToken)}">`;
   const rows = mailboxes.map((m) => {
     const id = escapeHtml(m.number);
@@ -105,7 +105,7 @@ export function managePage(user: PageUser, domain: string, mailboxes: readonly M
     return `<tr>
   <th scope="row">${id}</th>
   <td>${who}</td>
-  <td>${m.hasCode ? (m.mustChange ? 'set, must change' : 'set') : 'none'}</td>
+  <td>${m.hasCode ? (m.mustChange ? 'set, must change' : 'set') : 'none'}${locked.get(m.number) === true ? '<br><strong>locked</strong>' : ''}</td>
   <td>${m.messages.new} new, ${m.messages.saved} saved</td>
   <td>
     <details><summary>Set access code</summary>

@@ -137,6 +137,18 @@ export class PortalService {
     return all.filter((m) => decide(actor.principal, 'view', targetOf(domain, m)).allowed);
   }
 
+  /** Which of these mailboxes are locked after failed logins (null: the counters are unreachable). */
+  async lockedOf(domain: string, mailboxes: readonly MailboxSummary[]): Promise<Map<string, boolean | null>> {
+    const entries = await Promise.all(mailboxes.map(async (m) => {
+      try {
+        return [m.number, await this.deps.guard.isLocked(domain.toLowerCase(), m.number)] as const;
+      } catch {
+        return [m.number, null] as const;
+      }
+    }));
+    return new Map(entries);
+  }
+
   async #mailbox(actor: Actor, domain: string, number: string, action: Action, opts: { withCurrentCode?: boolean } = {}): Promise<MailboxSummary> {
     if (!inDomain(actor.principal, domain)) throw new PortalError(403, 'other_domain', 'not your domain');
     const [mailbox] = await this.#store(() => listMailboxes(this.deps.db, domain, number));

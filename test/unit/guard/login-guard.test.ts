@@ -44,6 +44,23 @@ describeEachGuard('login guard', (factory) => {
     expect(await g.recordAttempt(a, true)).toEqual(NOTHING);
   });
 
+  it('isLocked tells a locked mailbox from an open one, without counting anything', async () => {
+    const clock = new TestClock();
+    const g = factory.make({ now: clock.now });
+    const a = fresh();
+    expect(await g.isLocked(a.domain, a.mailbox)).toBe(false);
+    await failTimes(g, a, 9);
+    expect(await g.isLocked(a.domain, a.mailbox)).toBe(false);
+    await fail(g, a);
+    expect(await g.isLocked(a.domain.toUpperCase(), a.mailbox)).toBe(true);
+    expect(await g.isLocked(a.domain, a.mailbox)).toBe(true);
+    clock.advance(30 * MINUTE + 1);
+    expect(await g.isLocked(a.domain, a.mailbox)).toBe(false);
+    await failTimes(g, a, 10);
+    expect((await g.unlock(a.domain, a.mailbox)).wasLocked).toBe(true);
+    expect(await g.isLocked(a.domain, a.mailbox)).toBe(false);
+  });
+
   it('lifts the lock after 30 minutes and starts counting afresh', async () => {
     const clock = new TestClock();
     const g = factory.make({ now: clock.now });
