@@ -455,7 +455,92 @@ export const SCENARIOS = {
   'aa-hangup-after-invalid-option.xml': keysThenHangUp('aa-hangup-after-invalid-option',
     'Auto Attendant: option 5 (invalid), then the caller hangs up while the menu is replayed.',
     '5', 1000),
+  // Message waiting (RFC 3842 over RFC 6665) ------------------------------------------------------
+  'mwi-subscribe.xml': scenario('mwi-subscribe',
+    'Message waiting: SUBSCRIBE to message-summary for mailbox -s SERVICE (200 with Expires), the NOTIFY whose body must say Voice-Message: VOICE (-key voice, e.g. 1/0), then unsubscribe (Expires: 0) and the last NOTIFY, Subscription-State terminated.',
+    mwiSubscribe()),
 };
+
+/** A 200 to the request sipp just received (a NOTIFY), its headers echoed (RFC 3261 §8.2.6.2). */
+function okToLast() {
+  return `  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+`;
+}
+
+/**
+ * A subscriber of the message-summary package (RFC 3842): SUBSCRIBE (RFC 6665 §4.1.2.1), the 200
+ * with Expires and our To tag, the NOTIFY sent at once (§4.2.1.2) whose body's Voice-Message
+ * (RFC 3842 §5.2) must be the `voice` keyword, then an unsubscribe in the dialog (Expires: 0,
+ * §4.1.2.3) and the final NOTIFY with Subscription-State terminated (§4.2.2). A wrong count ends
+ * sipp with an error naming both values.
+ */
+function mwiSubscribe() {
+  const subscribe = (cseq, requestUri, toTag, expires, extra) => `  <send retrans="500">
+    <![CDATA[
+      SUBSCRIBE ${requestUri} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+${cseq > 1 ? '      [routes]\n' : ''}      From: <sip:[caller]@[domain]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[domain]>${toTag}
+      Call-ID: [call_id]
+      CSeq: ${cseq} SUBSCRIBE
+      Contact: <sip:[caller]@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      User-Agent: sipp vmaccess-scenario
+      Event: message-summary
+      Expires: ${expires}
+${extra}      Content-Length: 0
+
+    ]]>
+  </send>
+`;
+  return subscribe(1, 'sip:[service]@[domain]', '', 600, '      Accept: application/simple-message-summary\n')
+    + `  <recv response="200" rrs="true">
+    <action>
+      <assignstr assign_to="expected" value="[voice]"/>
+      <ereg regexp=";tag=([^;> ]+)" search_in="hdr" header="To:" check_it="true" assign_to="totagparam,totag"/>
+      <ereg regexp="^ *[0-9]+ *$" search_in="hdr" header="Expires:" check_it="true" assign_to="expires"/>
+    </action>
+  </recv>
+  <recv request="NOTIFY">
+    <action>
+      <ereg regexp="^ *message-summary" search_in="hdr" header="Event:" check_it="true" assign_to="event"/>
+      <ereg regexp="^ *active" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="active"/>
+      <ereg regexp="Voice-Message: *([0-9]+/[0-9]+)" search_in="body" check_it="true" assign_to="vmline,voice"/>
+      <strcmp assign_to="cmp" variable="voice" variable2="expected"/>
+      <test assign_to="mismatch" variable="cmp" compare="not_equal" value="0"/>
+    </action>
+  </recv>
+  <nop test="mismatch" next="wrong_counts"/>
+` + okToLast()
+    + subscribe(2, '[next_url]', ';tag=[$totag]', 0, '')
+    + `  <recv response="200"/>
+  <recv request="NOTIFY">
+    <action>
+      <ereg regexp="^ *terminated" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="terminated"/>
+    </action>
+  </recv>
+` + okToLast() + `  <nop next="done"/>
+  <label id="wrong_counts"/>
+  <nop>
+    <action>
+      <error message="NOTIFY says Voice-Message: [$voice], expected [$expected]"/>
+    </action>
+  </nop>
+  <label id="done"/>
+  <Reference variables="totagparam,expires,event,active,vmline,terminated"/>
+`;
+}
 
 /** RFC 3261 §17.1.1.3: the ACK for a non-2xx final response (same branch as the INVITE). */
 function ackForFailure() {

@@ -20,6 +20,8 @@ export interface MediaStatsSource {
   rtpLateTicks(): number;
   /** 20 ms slots skipped because a wakeup came a whole period late (packets never sent). */
   rtpSkippedSlots(): number;
+  /** Live message-waiting (message-summary) subscriptions; engines without MWI leave it out. */
+  mwiSubscriptions?(): number;
 }
 
 export class Metrics {
@@ -48,6 +50,10 @@ export class Metrics {
     new Gauge({
       name: 'vmaccess_active_calls', help: 'Calls in progress', registers,
       collect() { this.set(media()?.activeCalls() ?? 0); },
+    });
+    new Gauge({
+      name: 'vmaccess_mwi_subscriptions', help: 'Live message-waiting (message-summary) subscriptions', registers,
+      collect() { this.set(media()?.mwiSubscriptions?.() ?? 0); },
     });
     new Counter({
       name: 'vmaccess_rtp_packets_sent_total', help: 'RTP packets sent (embedded engine)', registers,

@@ -38,6 +38,8 @@ const FAILED3 = (mailbox: string): Array<[string, string]> => [[mailbox, 'login_
 export const STACK_STEPS: readonly StackStep[] = [
   // Signalling answers ------------------------------------------------------------------------
   { name: 'OPTIONS → 200 with Allow', scenario: 'options.xml', service: '*97', caller: '201' },
+  // Message waiting (RFC 3842): 201 of the fresh demo tenant has no messages yet.
+  { name: 'MWI: SUBSCRIBE to 201 → NOTIFY Voice-Message 0/0 → unsubscribe → terminated', scenario: 'mwi-subscribe.xml', service: '201', caller: '201', keys: { voice: '0/0' } },
   { name: 'unknown number → 404', scenario: 'unknown-number.xml', service: '5555', caller: '201', audit: [] },
   { name: 'AA number of another domain → 404', scenario: 'unknown-number.xml', service: '15550100', caller: '201', domain: 'other.local', audit: [] },
   { name: 'no G.711 in the offer → 488', scenario: 'no-common-codec.xml', service: '*97', caller: '201', audit: [] },

@@ -78,7 +78,16 @@ export interface SrfApp extends EventEmitter {
   connect(opts: SrfConnectOptions): void;
   disconnect(): void;
   invite(handler: (req: SrfRequest, res: SrfResponse) => void): void;
-  createUAS(req: SrfRequest, res: SrfResponse, opts: { localSdp: string; headers?: Record<string, string> }): Promise<SrfDialog>;
+  /** New SUBSCRIBEs (`route|subscribe`); in-dialog ones go to their dialog's `subscribe` / `unsubscribe` events. */
+  subscribe(handler: (req: SrfRequest, res: SrfResponse) => void): void;
+  /** For an INVITE a 200 with `localSdp`; for a SUBSCRIBE a 202 (lib/srf.js) with `headers`. */
+  createUAS(req: SrfRequest, res: SrfResponse, opts: { localSdp?: string; headers?: Record<string, string> }): Promise<SrfDialog>;
+  /** A request outside any dialog; resolves with the request as sent, whose `response` event brings the answer. */
+  request(uri: string, opts: { method: string; headers?: Record<string, string>; body?: string }): Promise<SrfRequest>;
+  /** `remove_route|<verb>`: drachtio-server stops offering new requests of that method. */
+  unregisterForMessages(verb: string): void;
+  /** Forgets a dialog (in-dialog requests for it then reach the method handlers as new requests). */
+  removeDialog(dialog: SrfDialog): void;
   /** Test hook: drachtio-srf's request/response layer is reached through `srf.app`. */
   readonly app: EventEmitter;
 }

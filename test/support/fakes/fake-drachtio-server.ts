@@ -8,7 +8,8 @@
  * transaction and dialog ids. Like the real server it fills in what an application leaves out of
  * a request (Via, From tag, Call-ID, CSeq, Contact), adds a To tag and Contact to the
  * application's 2xx, echoes every message it "sent" back to the application, answers a CANCEL
- * with 487 itself, and keeps the dialogs.
+ * with 487 itself, and keeps the dialogs (INVITE and SUBSCRIBE ones; a NOTIFY saying
+ * `terminated` ends a subscription's).
  *
  * Towards the network it does not open SIP sockets: tests play the callers (FakeCaller) and
  * FreeSWITCH's SIP profile (a NetworkPeer registered for its host:port, see FakeFreeSwitch).
@@ -179,6 +180,36 @@ export class FakeDrachtioServer {
     };
   }
 
+  /**
+   * A new request other than INVITE from `peer` (a SUBSCRIBE, an OPTIONS, …); resolves with the
+   * application's final response. A 2xx to a SUBSCRIBE creates a dialog, found with `legOf`.
+   */
+  sendRequest(peer: NetworkPeer, method: string, opts: {
+    requestUri: string; from: string; to?: string; body?: string; headers?: ReadonlyArray<readonly [string, string]>;
+    contentType?: string; callId?: string; contact?: string | null;
+  }): { callId: string; final: Promise<SipText> } {
+    const callId = opts.callId ?? `${token(8)}@${peer.address}`;
+    const body = opts.body ?? '';
+    const contact = opts.contact === undefined ? `<sip:peer@${peer.address}:${peer.port}>` : opts.contact;
+    const text = buildSip(`${method} ${opts.requestUri} SIP/2.0`, [
+      ['Via', `SIP/2.0/UDP ${peer.address}:${peer.port};branch=z9hG4bK${token(6)};rport`],
+      ['Max-Forwards', '70'],
+      ['From', `${opts.from};tag=${token(4)}`],
+      ['To', opts.to ?? `<${opts.requestUri}>`],
+      ['Call-ID', callId],
+      ['CSeq', `1 ${method}`],
+      ...(contact !== null ? [['Contact', contact] as const] : []),
+      ...(body !== '' ? [['Content-Type', opts.contentType ?? 'text/plain'] as const] : []),
+      ...(opts.headers ?? []),
+    ], body);
+    const txnId = this.#txn();
+    let resolveFinal!: (r: SipText) => void;
+    const final = new Promise<SipText>((resolve) => { resolveFinal = resolve; });
+    this.#pending.set(txnId, { request: parseSip(text), peer, leg: null, resolve: resolveFinal });
+    this.#sendSip('network', peer, txnId, '', text);
+    return { callId, final };
+  }
+
   /** The caller's ACK for the application's 2xx. */
   sendAck(leg: Leg): void {
     const text = buildSip(`ACK sip:vmaccess@${SERVER_HOSTPORT} SIP/2.0`, [
@@ -345,8 +376,9 @@ export class FakeDrachtioServer {
     const status = msg.status ?? 0;
     let pairs = headerPairs(msg);
     let dialogId = pending.leg?.id ?? '';
-    const isInvite = pending.request.method === 'INVITE' && pending.leg === null;
-    if (isInvite && status >= 200 && status < 300) {
+    // A 2xx to a new INVITE or SUBSCRIBE creates a dialog (RFC 3261 §12.1, RFC 6665 §4.4.1).
+    const createsDialog = (pending.request.method === 'INVITE' || pending.request.method === 'SUBSCRIBE') && pending.leg === null;
+    if (createsDialog && status >= 200 && status < 300) {
       const to = header(msg, 'to') ?? header(pending.request, 'to')!;
       const appTag = tagOf(to) ?? token(4);
       if (tagOf(to) === undefined) pairs = withHeader(pairs, 'To', `${to};tag=${appTag}`);
@@ -356,7 +388,7 @@ export class FakeDrachtioServer {
       const leg = new Leg(dialogId, header(pending.request, 'call-id')!, pending.peer,
         to.replace(/;\s*tag=[^;]*/i, ''), appTag, fromHeader.replace(/;\s*tag=[^;]*/i, ''), tagOf(fromHeader)!, 0);
       this.#legs.set(dialogId, leg);
-    } else if (isInvite && status >= 300 && tagOf(header(msg, 'to')) === undefined) {
+    } else if (createsDialog && status >= 300 && tagOf(header(msg, 'to')) === undefined) {
       pairs = withHeader(pairs, 'To', `${header(msg, 'to') ?? header(pending.request, 'to')!};tag=${token(4)}`);
     }
     const full = buildSip(msg.startLine, pairs, msg.body);
@@ -427,6 +459,8 @@ export class FakeDrachtioServer {
     }
     if (method === 'BYE') leg.ended = true;
     void Promise.resolve(leg.peer.onRequest(request, leg)).then((response) => {
+      // A NOTIFY saying `terminated` ends the subscription dialog (RFC 6665 §4.4.1).
+      if (method === 'NOTIFY' && /^\s*terminated/i.test(header(request, 'subscription-state') ?? '')) leg.ended = true;
       this.#networkResponse(leg, txnId, leg.id, request, response, leg.peer);
     });
   }

@@ -15,6 +15,8 @@ export interface RequestSpec {
   callId: string;
   fromTag: string;
   toTag?: string;
+  /** The To URI (default sip:*97@demo.local). */
+  toUri?: string;
   cseq: number;
   cseqMethod?: string;
   headers?: string[];
@@ -31,6 +33,7 @@ export class TestUac {
   private readonly queue: Received[] = [];
   private readonly all: Received[] = [];
   private waiters: Array<() => void> = [];
+  private responders: Array<{ method: string; status: number; reason: string }> = [];
 
   private constructor(
     private readonly socket: Socket,
@@ -46,6 +49,10 @@ export class TestUac {
       }
       this.queue.push(message);
       this.all.push(message);
+      if (message instanceof SipRequest) {
+        const responder = this.responders.find((r) => r.method === message.method);
+        if (responder) void this.respondTo(message, responder.status, responder.reason);
+      }
       const waiters = this.waiters;
       this.waiters = [];
       for (const wake of waiters) wake();
@@ -69,7 +76,7 @@ export class TestUac {
       spec.via ?? `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=${spec.branch ?? `z9hG4bK${randomId()}`}`,
       `Max-Forwards: ${spec.maxForwards ?? 70}`,
       `From: "Alice" <sip:201@demo.local>;tag=${spec.fromTag}`,
-      `To: <sip:*97@demo.local>${spec.toTag ? `;tag=${spec.toTag}` : ''}`,
+      `To: <${spec.toUri ?? 'sip:*97@demo.local'}>${spec.toTag ? `;tag=${spec.toTag}` : ''}`,
       `Call-ID: ${spec.callId}`,
       `CSeq: ${spec.cseq} ${spec.cseqMethod ?? spec.method}`,
       ...(spec.headers ?? []),
@@ -122,6 +129,18 @@ export class TestUac {
   /** Everything received so far (also what next() already took). */
   received(filter: (m: Received) => boolean = () => true): Received[] {
     return this.all.filter(filter);
+  }
+
+  /**
+   * From now on answers every request of `method` (e.g. NOTIFY) with `status` as it arrives,
+   * retransmissions included; the requests are still queued for next(). Returns the undo.
+   */
+  autoRespond(method: string, status: number, reason: string): () => void {
+    const responder = { method, status, reason };
+    this.responders.push(responder);
+    return () => {
+      this.responders = this.responders.filter((r) => r !== responder);
+    };
   }
 
   /** Answers a request we received, echoing its headers (§8.2.6). */

@@ -1,7 +1,9 @@
 /**
- * A dialog on the UAS side (RFC 3261 §12): created by our 2xx to an INVITE, ended by BYE (§15).
+ * A dialog on the UAS side (RFC 3261 §12): created by our 2xx to an INVITE, ended by BYE (§15);
+ * or created by our 200 to a SUBSCRIBE (RFC 6665 §4.2.1.1), ended with its subscription (end()).
  */
 import { EventEmitter } from 'node:events';
+import { IncomingSubscribe } from './incoming-subscribe.js';
 import { Invite2xxRetransmitter } from './invite-2xx-retransmitter.js';
 import { SipRequest, type SipResponse } from './message.js';
 import { parseNameAddr } from './name-addr.js';
@@ -9,7 +11,8 @@ import { createResponse, isLocalResponse, type MessageBody } from './response.js
 import type { InviteServerTransaction } from './transactions/invite-server-transaction.js';
 import type { ServerTransaction } from './transactions/server-transaction.js';
 import { sixtyFourT1 } from './timers.js';
-import { capabilityHeaders, type UasCore } from './uas-core.js';
+import type { TransportAddress } from './transport.js';
+import { allowEventsHeaders, capabilityHeaders, type UasCore } from './uas-core.js';
 import { formatUri, parseUri } from './uri.js';
 
 export type DialogTerminationReason =
@@ -18,6 +21,7 @@ export type DialogTerminationReason =
   | 'ackTimeout' // no ACK for our 2xx within 64*T1; we sent BYE (§13.3.1.4)
   | 'transportError' // a request in the dialog could not be sent
   | 'remoteGone' // a request in the dialog got 481 or 408, or timed out (§12.2.1.2)
+  | 'ended' // end() was called: a dialog without a session (a subscription's) is over
   | 'closed'; // the endpoint was closed
 
 export type DialogState = 'confirmed' | 'terminated';
@@ -160,8 +164,11 @@ export class Dialog extends EventEmitter {
     pending.settle(new Error('no ACK for the 2xx response'));
   }
 
-  /** A request inside this dialog, already in its server transaction. @internal */
-  receiveRequest(request: SipRequest, transaction: ServerTransaction): void {
+  /**
+   * A request inside this dialog, already in its server transaction; `source` is where it came
+   * from (default: where its responses go). @internal
+   */
+  receiveRequest(request: SipRequest, transaction: ServerTransaction, source: TransportAddress = transaction.destination): void {
     const answer = (status: number, reason: string, headers: Record<string, string> = {}, body?: MessageBody): void => {
       transaction.respond(
         createResponse(request, status, reason, {
@@ -206,6 +213,9 @@ export class Dialog extends EventEmitter {
         // INFO (RFC 6086) carries digits (application/dtmf-relay); the listener answers.
         if (!this.handOver('info', request, answer)) answer(200, 'OK');
         return;
+      case 'SUBSCRIBE':
+        this.receiveSubscribe(request, transaction, source, answer);
+        return;
       default:
         if (!this.handOver('request', request, answer)) {
           // A NOTIFY for a REFER we sent needs no more than a 200 (RFC 3515 §2.4.4).
@@ -229,6 +239,46 @@ export class Dialog extends EventEmitter {
     };
     this.safeEmit(event, request, respond);
     return true;
+  }
+
+  /**
+   * A SUBSCRIBE in the dialog: a refresh of the subscription that created it, or with Expires 0
+   * its end (RFC 6665 §4.1.2.2, §4.1.2.3). The 'subscribe' listener (the subscription) answers
+   * it through the IncomingSubscribe. Without one (an INVITE dialog) we take no subscription:
+   * 403 rather than 481, which would tell the peer the whole dialog is gone (§12.2.2).
+   */
+  private receiveSubscribe(
+    request: SipRequest,
+    transaction: ServerTransaction,
+    source: TransportAddress,
+    answer: (status: number, reason: string, headers?: Record<string, string>) => void,
+  ): void {
+    if (this.listenerCount('subscribe') === 0) {
+      answer(403, 'Forbidden');
+      return;
+    }
+    const subscribe = new IncomingSubscribe(this.core, transaction, request, source, { dialog: this });
+    try {
+      this.emit('subscribe', subscribe);
+    } catch (err) {
+      this.core.logger.error({ err, callId: this.callId }, 'subscribe listener threw');
+      if (subscribe.pending) subscribe.reject(500, 'Server Internal Error');
+    }
+  }
+
+  /**
+   * A 2xx to a target refresh request replaces the remote target with the request's Contact
+   * (§12.2.2); RFC 6665 makes SUBSCRIBE a target refresh request. A Contact we cannot read
+   * leaves the target as it was. @internal
+   */
+  refreshTarget(request: SipRequest): void {
+    const contact = request.get('contact');
+    if (contact === undefined) return;
+    try {
+      this.target = parseNameAddr(contact).uri;
+    } catch {
+      // keep the old target
+    }
   }
 
   /** A re-INVITE (§14.2): handed to the 'reinvite' listener, 488 without one. */
@@ -288,12 +338,16 @@ export class Dialog extends EventEmitter {
     this.safeEmit('reinvite', request, respond);
   }
 
-  /** Headers of a 2xx to an INVITE: Contact, Allow, Supported (§13.3.1.4, §12.1.1). */
+  /**
+   * Headers of a 2xx to an INVITE or SUBSCRIBE: Contact, Allow, Supported (§13.3.1.4, §12.1.1),
+   * and Allow-Events when we notify for some event package (RFC 6665 §4.4.4).
+   */
   acceptHeaders(): Record<string, string> {
     return {
       Contact: this.contact,
       Allow: this.core.allowHeader(),
       Supported: this.core.supportedHeader(),
+      ...allowEventsHeaders(this.core),
       Server: this.core.userAgent,
     };
   }
@@ -337,6 +391,16 @@ export class Dialog extends EventEmitter {
       else if (response.status === 503 && isLocalResponse(response)) this.endAndForget('transportError');
     }
     return response;
+  }
+
+  /**
+   * Ends the dialog without a BYE and drops it from the dialog table: for a dialog that carries
+   * no session, only a subscription, once that subscription is over ("A subscription is
+   * destroyed after a notifier sends a NOTIFY request with a "Subscription-State" of
+   * "terminated"" and a dialog goes with its last usage, RFC 6665 §4.4.1). Idempotent.
+   */
+  end(): void {
+    if (this.endedBy === undefined) this.endAndForget('ended');
   }
 
   private endAndForget(reason: DialogTerminationReason): void {

@@ -1,4 +1,4 @@
-/** The embedded SIP stack (UAS): public surface. */
+/** The embedded SIP stack (UAS, and notifier for SIP events): public surface. */
 export { SipParseError, type SipParseErrorOptions } from './errors.js';
 export {
   DEFAULT_MAX_FORWARDS,
@@ -36,12 +36,14 @@ export { NonInviteClientTransaction, type ClientTransactionUser } from './transa
 export { serverTransactionKey, clientTransactionKey } from './transactions/matching.js';
 export { Dialog, type DialogState, type DialogTerminationReason, type DialogRequestOptions, type RespondFn } from './dialog.js';
 export { IncomingInvite, DEFAULT_ANSWER_TIMEOUT_MS, PROVISIONAL_REPEAT_MS, type IncomingInviteOptions } from './incoming-invite.js';
+export { IncomingSubscribe, parseEventHeader, type EventHeader, type IncomingSubscribeOptions } from './incoming-subscribe.js';
 export { Invite2xxRetransmitter, type Invite2xxRetransmitterOptions } from './invite-2xx-retransmitter.js';
 export { checkRequest, KNOWN_METHODS, type Rejection, type RequestPolicy } from './request-checks.js';
 export { annotateTopVia, responseDestination } from './response-routing.js';
 export {
   SipEndpoint,
   DEFAULT_ALLOWED_METHODS,
+  type OutOfDialogNotify,
   type SipEndpointOptions,
   type SipEndpointStats,
 } from './user-agent.js';

@@ -40,6 +40,7 @@ export function checkRequest(request: SipRequest, policy: RequestPolicy): Reject
     checkMethod(request, policy) ??
     checkRequestUri(request) ??
     checkRequire(request, policy) ??
+    checkDialogTarget(request) ??
     checkInviteContent(request)
   );
 }
@@ -80,13 +81,14 @@ function checkRequire(request: SipRequest, policy: RequestPolicy): Rejection | u
 }
 
 /**
- * An INVITE needs a Contact (§8.1.1.8, it becomes the remote target) and, when it has a body, one
- * we understand: "If a UAS receives a request with a body of a type it does not support ... the
- * UAS MUST reject the request with a 415 (Unsupported Media Type) response ... the Accept header
- * field ... Accept-Encoding" (§8.2.3).
+ * An INVITE, and a SUBSCRIBE that would create a dialog (RFC 6665 §4.2.1.1), needs a Contact:
+ * "The Contact header field MUST be present and contain exactly one SIP or SIPS URI in any
+ * request that can result in the establishment of a dialog" (§8.1.1.8); it becomes the remote
+ * target, and the Record-Route the route set (§12.1.1). A SUBSCRIBE in a dialog keeps the target
+ * it has when its Contact is missing.
  */
-function checkInviteContent(request: SipRequest): Rejection | undefined {
-  if (request.method !== 'INVITE') return undefined;
+function checkDialogTarget(request: SipRequest): Rejection | undefined {
+  if (request.method !== 'INVITE' && !(request.method === 'SUBSCRIBE' && request.to.tag === undefined)) return undefined;
   const contacts = request.getAll('contact');
   if (contacts.length !== 1) return { status: 400, reason: contacts.length === 0 ? 'Missing Contact' : 'Multiple Contact' };
   try {
@@ -102,6 +104,16 @@ function checkInviteContent(request: SipRequest): Rejection | undefined {
   } catch {
     return { status: 400, reason: 'Bad Record-Route' };
   }
+  return undefined;
+}
+
+/**
+ * An INVITE with a body needs one we understand: "If a UAS receives a request with a body of a
+ * type it does not support ... the UAS MUST reject the request with a 415 (Unsupported Media
+ * Type) response ... the Accept header field ... Accept-Encoding" (§8.2.3).
+ */
+function checkInviteContent(request: SipRequest): Rejection | undefined {
+  if (request.method !== 'INVITE') return undefined;
   const encodings = request.getAll('content-encoding').map((e) => e.toLowerCase());
   if (encodings.some((e) => e !== 'identity')) {
     return { status: 415, reason: 'Unsupported Media Type', headers: { 'Accept-Encoding': 'identity' } };

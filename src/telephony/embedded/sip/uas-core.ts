@@ -1,4 +1,4 @@
-/** What dialogs and incoming INVITEs need from the endpoint that owns them. */
+/** What dialogs, incoming INVITEs and incoming SUBSCRIBEs need from the endpoint that owns them. */
 import type { Logger } from '../../../log.js';
 import type { Dialog } from './dialog.js';
 import type { SipRequest, SipResponse } from './message.js';
@@ -13,6 +13,8 @@ export interface UasCore {
   allowHeader(): string;
   /** Supported header value (§20.37); may be empty. */
   supportedHeader(): string;
+  /** Allow-Events header value (RFC 6665 §8.2.2): the event packages we notify for; may be empty. */
+  allowEventsHeader(): string;
   /** Our Contact for a dialog created over `transport` (§8.1.1.8, §12.1.1). */
   contactHeader(transport: TransportProtocol): string;
   /** Sends a response outside any transaction (2xx retransmissions, §13.3.1.4). */
@@ -31,7 +33,9 @@ export interface UasCore {
 
 /**
  * Headers of a 200 to OPTIONS: "Allow, Accept, Accept-Encoding, Accept-Language, and Supported
- * header fields SHOULD be present" (§11.2).
+ * header fields SHOULD be present" (§11.2). A node that implements event packages SHOULD list
+ * them in Allow-Events in OPTIONS responses and in dialog-creating requests and their responses
+ * (RFC 6665 §4.4.4); there is none until a notifier is attached.
  */
 export function capabilityHeaders(core: UasCore): Record<string, string> {
   return {
@@ -40,5 +44,12 @@ export function capabilityHeaders(core: UasCore): Record<string, string> {
     'Accept-Encoding': 'identity',
     'Accept-Language': 'en',
     Supported: core.supportedHeader(),
+    ...allowEventsHeaders(core),
   };
+}
+
+/** `{ 'Allow-Events': ... }` when we notify for some event package, else nothing (RFC 6665 §4.4.4). */
+export function allowEventsHeaders(core: UasCore): Record<string, string> {
+  const events = core.allowEventsHeader();
+  return events === '' ? {} : { 'Allow-Events': events };
 }

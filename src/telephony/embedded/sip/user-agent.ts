@@ -8,12 +8,13 @@ import type { Logger } from '../../../log.js';
 import { Dialog, dialogKey } from './dialog.js';
 import { SipParseError } from './errors.js';
 import { formatHost } from './grammar.js';
-import { newBranch } from './ids.js';
+import { newBranch, newCallId, newTag } from './ids.js';
 import { IncomingInvite } from './incoming-invite.js';
+import { IncomingSubscribe } from './incoming-subscribe.js';
 import { parseMessage, SipRequest, SipResponse } from './message.js';
 import { allowHeader, checkRequest } from './request-checks.js';
 import { annotateTopVia, responseDestination } from './response-routing.js';
-import { createLocalResponse, createResponse } from './response.js';
+import { createLocalResponse, createResponse, type MessageBody } from './response.js';
 import { resolveTimers, type SipTimers } from './timers.js';
 import { InviteServerTransaction } from './transactions/invite-server-transaction.js';
 import { clientTransactionKey, responseClientTransactionKey, serverTransactionKey } from './transactions/matching.js';
@@ -44,6 +45,25 @@ export interface SipEndpointOptions {
   tcpIdleTimeoutMs?: number;
 }
 
+/** A NOTIFY outside any dialog ("unsolicited"), e.g. message waiting to a configured contact. */
+export interface OutOfDialogNotify {
+  /**
+   * Request-URI and where the request goes (host, port, maddr and transport of the URI, A/AAAA
+   * lookup only): a sip: URI such as `sip:201@192.0.2.10:5060`.
+   */
+  target: string;
+  /** The To URI: the resource the notification is about, e.g. the mailbox `sip:201@pbx.example`. */
+  to: string;
+  /** The From URI; default our own address (`sip:<advertisedHost>:<port>`). */
+  from?: string;
+  /** Event header value, e.g. `message-summary` (RFC 6665 §8.2.1). */
+  event: string;
+  /** Subscription-State header value, which every NOTIFY carries (RFC 6665 §8.2.3). */
+  subscriptionState: string;
+  body?: MessageBody;
+  headers?: Record<string, string>;
+}
+
 export interface SipEndpointStats {
   serverTransactions: number;
   clientTransactions: number;
@@ -64,7 +84,12 @@ export class SipEndpoint {
   /** A new INVITE outside any dialog, after 100 Trying was sent. Default: 480. */
   onInvite: (invite: IncomingInvite) => void = (invite) => invite.reject(480, 'Temporarily Unavailable');
   allowedMethods: string[] = [...DEFAULT_ALLOWED_METHODS];
-  /** false: new INVITEs (and OPTIONS outside a dialog, §11.2) get 503 with Retry-After. */
+  /**
+   * Event packages we act as notifier for, sent as Allow-Events in OPTIONS responses and in 2xx
+   * to INVITE and SUBSCRIBE (RFC 6665 §4.4.4). A notifier adds its package when it attaches.
+   */
+  allowEvents: string[] = [];
+  /** false: new INVITEs (and OPTIONS outside a dialog, §11.2, and new SUBSCRIBEs) get 503 with Retry-After. */
   acceptingCalls = true;
   readonly supportedExtensions: string[];
 
@@ -79,6 +104,7 @@ export class SipEndpoint {
   private readonly dialogs = new Map<string, Dialog>();
   private readonly invites = new Set<IncomingInvite>();
   private readonly core: UasCore;
+  private subscribeHandler: ((subscribe: IncomingSubscribe) => void) | undefined;
 
   constructor(private readonly options: SipEndpointOptions) {
     this.timers = resolveTimers(options.timers);
@@ -91,12 +117,30 @@ export class SipEndpoint {
       userAgent: this.userAgent,
       allowHeader: () => allowHeader(this),
       supportedHeader: () => this.supportedExtensions.join(', '),
+      allowEventsHeader: () => this.allowEvents.join(', '),
       contactHeader: (transport) => this.contactHeader(transport),
       sendResponse: (response, dest) => this.sendOrLog(response, dest),
       sendRequest: (request, nextHop) => this.sendRequest(request, nextHop),
       registerDialog: (dialog) => this.dialogs.set(dialog.id, dialog),
       forgetDialog: (id) => this.dialogs.delete(id),
     };
+  }
+
+  /**
+   * A new SUBSCRIBE outside any dialog (RFC 6665 §4.2.1.1): the handler accepts it (200 with
+   * Expires; that creates the subscription's dialog) or rejects it. Setting a handler adds
+   * SUBSCRIBE to Allow; without one SUBSCRIBE gets 405 (§8.2.1). SUBSCRIBEs inside a dialog go
+   * to that dialog's 'subscribe' listeners instead.
+   */
+  get onSubscribe(): ((subscribe: IncomingSubscribe) => void) | undefined {
+    return this.subscribeHandler;
+  }
+
+  set onSubscribe(handler: ((subscribe: IncomingSubscribe) => void) | undefined) {
+    this.subscribeHandler = handler;
+    const listed = this.allowedMethods.includes('SUBSCRIBE');
+    if (handler && !listed) this.allowedMethods = [...this.allowedMethods, 'SUBSCRIBE'];
+    else if (!handler && listed) this.allowedMethods = this.allowedMethods.filter((m) => m !== 'SUBSCRIBE');
   }
 
   /** Binds UDP (and TCP on the same port number when `tcp` is set). */
@@ -323,7 +367,7 @@ export class SipEndpoint {
       // "If the UAS wishes to reject the request because it does not wish to recreate the dialog,
       // it MUST respond to the request with a 481 (Call/Transaction Does Not Exist)" (§12.2.2)
       const dialog = this.dialogs.get(dialogKey(request.callId, toTag, request.from.tag ?? ''));
-      if (dialog) dialog.receiveRequest(request, tx);
+      if (dialog) dialog.receiveRequest(request, tx, source);
       else this.answer(tx, 481, 'Call/Transaction Does Not Exist');
       return;
     }
@@ -340,6 +384,9 @@ export class SipEndpoint {
         // been an INVITE." (§11.2)
         if (this.acceptingCalls) this.answer(tx, 200, 'OK', capabilityHeaders(this.core));
         else this.answer(tx, 503, 'Service Unavailable', { 'Retry-After': String(SHUTDOWN_RETRY_AFTER_S) });
+        return;
+      case 'SUBSCRIBE':
+        this.receiveSubscribe(request, tx, source);
         return;
       default:
         // BYE, INFO, NOTIFY, REFER... outside a dialog (§15.1.2: "If the BYE does not match an
@@ -380,6 +427,28 @@ export class SipEndpoint {
     } catch (err) {
       this.logger.error({ err, callId: request.callId }, 'onInvite handler threw');
       if (invite.pending) invite.reject(500, 'Server Internal Error');
+    }
+  }
+
+  /** A new SUBSCRIBE (RFC 6665 §4.2.1): to the onSubscribe handler, 405 without one (§8.2.1). */
+  private receiveSubscribe(request: SipRequest, tx: ServerTransaction, source: TransportAddress): void {
+    const handler = this.subscribeHandler;
+    if (!handler) {
+      this.answer(tx, 405, 'Method Not Allowed', { Allow: allowHeader(this) });
+      return;
+    }
+    if (!this.acceptingCalls) {
+      this.answer(tx, 503, 'Service Unavailable', { 'Retry-After': String(SHUTDOWN_RETRY_AFTER_S) });
+      return;
+    }
+    const subscribe = new IncomingSubscribe(this.core, tx, request, source, {
+      createDialog: (localTag) => new Dialog(this.core, request, localTag),
+    });
+    try {
+      handler(subscribe);
+    } catch (err) {
+      this.logger.error({ err, callId: request.callId }, 'onSubscribe handler threw');
+      if (subscribe.pending) subscribe.reject(500, 'Server Internal Error');
     }
   }
 
@@ -428,6 +497,35 @@ export class SipEndpoint {
     const host = parsed.params['maddr'] ?? parsed.host;
     const address = isIP(host) ? host : (await lookup(host)).address;
     return { transport, address, port: parsed.port ?? DEFAULT_SIP_PORT };
+  }
+
+  /**
+   * Sends a NOTIFY outside any dialog and resolves with the final status (a local 408 when no
+   * response came, 503 when it could not be sent or routed). It is a request of its own (§8.1.1):
+   * a new Call-ID, From with a new tag, To without one, CSeq 1, our Contact (RFC 6665 wants one
+   * in every NOTIFY), Event and Subscription-State (RFC 6665 §8.2.1, §8.2.3). Throws when
+   * `target`, `to` or `from` is not a SIP URI.
+   */
+  async sendNotify(notify: OutOfDialogNotify): Promise<number> {
+    const target = parseUri(notify.target);
+    parseUri(notify.to);
+    if (notify.from !== undefined) parseUri(notify.from);
+    if (!this.udp || this.closed) return 503;
+    const transport: TransportProtocol = target.params['transport']?.toLowerCase() === 'tcp' ? 'tcp' : 'udp';
+    const from = notify.from ?? `sip:${formatHost(this.options.advertisedHost)}:${this.local.port}`;
+    const request = new SipRequest('NOTIFY', notify.target);
+    request.append('Max-Forwards', '70');
+    request.append('From', `<${from}>;tag=${newTag()}`);
+    request.append('To', `<${notify.to}>`);
+    request.append('Call-ID', newCallId());
+    request.append('CSeq', '1 NOTIFY');
+    request.append('Contact', this.contactHeader(transport));
+    request.append('Event', notify.event);
+    request.append('Subscription-State', notify.subscriptionState);
+    request.append('User-Agent', this.userAgent);
+    for (const [name, value] of Object.entries(notify.headers ?? {})) request.set(name, value);
+    if (notify.body) request.setBody(notify.body.contentType, notify.body.content);
+    return (await this.sendRequest(request, notify.target)).status;
   }
 
   private async sendRequest(request: SipRequest, nextHop: string): Promise<SipResponse> {
