@@ -15,6 +15,13 @@ count=0
 while IFS='|' read -r id text; do
   [[ -z "$id" || "$id" == \#* ]] && continue
   [[ "$id" =~ ^[a-z0-9-]+$ ]] || { echo "generate-prompts: bad prompt id '$id'" >&2; exit 1; }
+  if [[ "$text" == tone:* ]]; then
+    # tone:<Hz>:<seconds> — a sine tone (the beep before a message is recorded), not speech.
+    IFS=':' read -r _ hz seconds <<< "$text"
+    sox -n -r 8000 -c 1 -b 16 -e signed-integer "$dir/$id.wav" synth "$seconds" sine "$hz" gain -8 fade 0.01 "$seconds" 0.01
+    count=$((count + 1))
+    continue
+  fi
   espeak-ng -v "$voice" -s 165 -w "$tmp/$id.wav" "$text"
   # Resample to 8 kHz mono 16-bit, trim leading/trailing silence, add 100 ms of air at the end,
   # normalise to -3 dBFS so G.711 keeps headroom.

@@ -12,6 +12,7 @@ import { AccessCodeService } from './mailbox/access-code-service.js';
 import { Metrics } from './metrics/metrics.js';
 import { createPasswordHasher } from './domain/password-hasher.js';
 import { FileAudioStore, type AudioStore } from './messages/audio-store.js';
+import { MessageService } from './messages/message-service.js';
 import { join } from 'node:path';
 import { openDatabase, type Database } from './store/database.js';
 import { migrate } from './store/migrate.js';
@@ -30,6 +31,10 @@ export interface Core {
   readonly passwords: AccessCodeHasher;
   /** Message audio, greetings and names: DATA_DIR/messages. */
   readonly audio: AudioStore;
+  /** The folder of `audio` (for the orphan sweep at start). */
+  readonly audioDir: string;
+  /** Voicemail messages: deposit, list, save, delete; announces count changes (MWI). */
+  readonly messages: MessageService;
   close(): Promise<void>;
 }
 
@@ -50,9 +55,11 @@ export async function openCore(config: Config, logger: Logger, opts: { migrate: 
   const metrics = new Metrics();
   const accessCodes = new AccessCodeService({ db, hasher, logger, guard, metrics });
   const passwords = createPasswordHasher(pepper);
-  const audio = new FileAudioStore(join(config.dataDir, 'messages'));
+  const audioDir = join(config.dataDir, 'messages');
+  const audio = new FileAudioStore(audioDir);
+  const messages = new MessageService({ db, audio, logger });
   return {
-    config, logger, db, hasher, accessCodes, guard, metrics, passwords, audio,
+    config, logger, db, hasher, accessCodes, guard, metrics, passwords, audio, audioDir, messages,
     close: async () => {
       await guard.close();
       await db.close();

@@ -1,5 +1,5 @@
 import { BlockList, isIP } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { LevelWithSilent } from 'pino';
 import { promptsDir } from './paths.js';
 
@@ -39,6 +39,12 @@ export interface Config {
     readonly profile: string;
     /** The prompt folder as FreeSWITCH sees it (FREESWITCH_PROMPTS_DIR; default PROMPTS_DIR). */
     readonly promptsDir: string;
+    /**
+     * The message store folder (DATA_DIR/messages) as FreeSWITCH sees it, for playing messages
+     * and recording new ones (FREESWITCH_MESSAGES_DIR; default the same path: one host or a
+     * shared volume mounted at the same place).
+     */
+    readonly messagesDir: string;
     /** Where we accept FreeSWITCH's per-call outbound ESL connections (ESL_LISTEN_ADDRESS/PORT). */
     readonly eslListen: { readonly address: string; readonly port: number };
     /** The address FreeSWITCH connects back to (ESL_ADVERTISED_ADDRESS); null → worked out. */
@@ -57,6 +63,8 @@ export interface Config {
   readonly inviteRate: { readonly perSecond: number; readonly burst: number };
   /** PORTAL_SECURE_COOKIES: mark the session cookie Secure (HTTPS in front of the portal). */
   readonly portal: { readonly secureCookies: boolean };
+  /** MWI_CONTACTS: unsolicited message-waiting NOTIFY targets per `mailbox@domain`. */
+  readonly mwiContacts: ReadonlyMap<string, readonly string[]>;
 }
 
 type Env = Record<string, string | undefined>;
@@ -148,6 +156,23 @@ export interface LoadConfigOptions {
   readonly cwd?: string;
 }
 
+/**
+ * MWI_CONTACTS: mailboxes whose message-waiting state is also sent, unsubscribed, to a fixed
+ * contact (RFC 3842 §3: a NOTIFY without a subscription, for phones that never SUBSCRIBE):
+ * `201@demo.local=sip:201@10.0.0.5:5060` pairs, comma-separated; a mailbox may appear twice.
+ */
+export function parseMwiContacts(raw: string | undefined): ReadonlyMap<string, readonly string[]> {
+  const contacts = new Map<string, string[]>();
+  if (raw === undefined) return contacts;
+  for (const item of raw.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    const m = /^([A-Za-z0-9*#+._-]{1,64})@([A-Za-z0-9.-]{1,253})=(sips?:[^\s,<>"]+)$/.exec(item);
+    if (m === null) throw new ConfigError('MWI_CONTACTS', 'mailbox@domain=sip:contact pairs, comma-separated', item);
+    const key = `${m[1]}@${m[2]!.toLowerCase()}`;
+    contacts.set(key, [...(contacts.get(key) ?? []), m[3]!]);
+  }
+  return contacts;
+}
+
 export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   const sipEngineRaw = value(env, 'SIP_ENGINE') ?? 'embedded';
   if (sipEngineRaw !== 'embedded' && sipEngineRaw !== 'drachtio') {
@@ -195,6 +220,11 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   if (!freeswitchPromptsDir.startsWith('/')) {
     throw new ConfigError('FREESWITCH_PROMPTS_DIR', 'an absolute path (as FreeSWITCH sees it)', freeswitchPromptsDir);
   }
+  const dataDir = resolve(cwd, value(env, 'DATA_DIR') ?? './data');
+  const freeswitchMessagesDir = value(env, 'FREESWITCH_MESSAGES_DIR') ?? join(dataDir, 'messages');
+  if (!freeswitchMessagesDir.startsWith('/')) {
+    throw new ConfigError('FREESWITCH_MESSAGES_DIR', 'an absolute path (as FreeSWITCH sees it)', freeswitchMessagesDir);
+  }
   const freeswitchProfile = value(env, 'FREESWITCH_PROFILE') ?? 'drachtio_mrf';
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(freeswitchProfile)) {
     throw new ConfigError('FREESWITCH_PROFILE', 'a SIP profile name (letters, digits, _ . -)', freeswitchProfile);
@@ -213,7 +243,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
       port: integer(env, 'HTTP_PORT', 8080, 0, 65535, 'a port number from 0 to 65535'),
     },
     databaseUrl,
-    dataDir: resolve(cwd, value(env, 'DATA_DIR') ?? './data'),
+    dataDir,
     redisUrl,
     redisKeyPrefix,
     pinPepper,
@@ -230,6 +260,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
       secret: value(env, 'FREESWITCH_SECRET') ?? 'ClueCon',
       profile: freeswitchProfile,
       promptsDir: freeswitchPromptsDir.replace(/\/+$/, '') || '/',
+      messagesDir: freeswitchMessagesDir.replace(/\/+$/, '') || '/',
       eslListen: {
         address: ipAddress(env, 'ESL_LISTEN_ADDRESS', '0.0.0.0'),
         port: integer(env, 'ESL_LISTEN_PORT', 8085, 0, 65535, 'a port number from 0 to 65535'),
@@ -250,5 +281,6 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
       burst: integer(env, 'INVITE_BURST_PER_SOURCE', 10, 1, 100_000),
     },
     portal: { secureCookies: boolean(env, 'PORTAL_SECURE_COOKIES', false) },
+    mwiContacts: parseMwiContacts(value(env, 'MWI_CONTACTS')),
   };
 }

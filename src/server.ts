@@ -11,6 +11,7 @@ import { HttpEndpoint } from './http/http-server.js';
 import { PortalService } from './portal/portal-service.js';
 import { publishServerRuntime, type PublishedRuntime } from './runtime/server-runtime.js';
 import { seedDemo } from './store/demo.js';
+import { createMwiBackend } from './messages/mwi-backend.js';
 import { CallRouter } from './telephony/router.js';
 import type { CallEngine } from './telephony/engine.js';
 import { EmbeddedEngine } from './telephony/embedded/engine.js';
@@ -44,6 +45,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       const { inserted } = await seedDemo(core.db, core.hasher, core.passwords);
       logger.info({ inserted }, inserted === 0 ? 'demo tenant present' : 'demo tenant seeded');
     }
+    // Audio a crash left without its message row (between the two steps of a deposit or delete).
+    await core.messages.sweepOrphans(core.audioDir).catch((err: unknown) => logger.error({ err }, 'orphan sweep of message audio failed'));
     const router = new CallRouter({
       db: core.db,
       trustedPeers: config.trustedSipPeers,
@@ -60,6 +63,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       metrics: core.metrics,
       portal: new PortalService({
         db: core.db, accessCodes: core.accessCodes, guard: core.guard, passwords: core.passwords, audio: core.audio, logger,
+        messages: core.messages,
       }),
       secureCookies: config.portal.secureCookies,
       health: [
@@ -101,10 +105,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 }
 
 async function createEngine(config: Config, core: Core, router: CallRouter, logger: Logger): Promise<CallEngine> {
-  if (config.sipEngine === 'drachtio') {
-    return new DrachtioEngine({ config, router, accessCodes: core.accessCodes, logger, metrics: core.metrics });
-  }
-  return EmbeddedEngine.create({ config, router, accessCodes: core.accessCodes, logger, metrics: core.metrics });
+  const mwi = createMwiBackend({ db: core.db, messages: core.messages, defaultDomain: config.defaultDomain, contacts: config.mwiContacts });
+  const common = { config, router, accessCodes: core.accessCodes, messages: core.messages, audio: core.audio, mwi, logger, metrics: core.metrics };
+  if (config.sipEngine === 'drachtio') return new DrachtioEngine(common);
+  return EmbeddedEngine.create(common);
 }
 
 /** `vmaccess serve`: runs until SIGTERM/SIGINT, then drains and returns the exit code. */

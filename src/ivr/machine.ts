@@ -14,10 +14,10 @@
  * - an entry (account number, access code) ends with `#`, or when the inter-digit timer fires;
  * - keys pressed while the machine waits for the store are queued and fed to the next phase.
  */
-import { rejectionPrompts, type PromptId, type RejectionReason } from './prompts.js';
+import { defaultGreeting, envelopePrompts, rejectionPrompts, summaryPrompts, type PromptId, type RejectionReason } from './prompts.js';
 import {
   DEFAULT_IVR_SETTINGS, type ChangeMode, type Digit, type Entry, type IvrCommand, type IvrEvent,
-  type IvrSettings, type IvrState, type Phase, type TimerName, type Transition,
+  type IvrSettings, type IvrState, type MessageSummary, type Phase, type PlayItem, type TimerName, type Transition,
 } from './types.js';
 
 export function initialState(settings: IvrSettings = DEFAULT_IVR_SETTINGS): IvrState {
@@ -41,18 +41,21 @@ export function initialState(settings: IvrSettings = DEFAULT_IVR_SETTINGS): IvrS
     typeAhead: [],
     phasePrompts: [],
     transferTarget: null,
+    messages: null,
+    messageIndex: 0,
+    messageAction: null,
   };
 }
 
 /** Phases that wait for a single menu key. */
-const MENU_PHASES: ReadonlySet<Phase> = new Set(['autoAttendantMenu', 'mainMenu']);
+const MENU_PHASES: ReadonlySet<Phase> = new Set(['autoAttendantMenu', 'mainMenu', 'messageMenu']);
 /** Phases that collect a multi-digit entry ended by `#`. */
 const ENTRY_PHASES: ReadonlySet<Phase> = new Set([
   'enterAccountNumber', 'enterAccessCode', 'enterNewAccessCode', 'reenterNewAccessCode',
 ]);
 /** Phases that wait for an answer from the store or the network; keys pressed now are queued. */
 const BUSY_PHASES: ReadonlySet<Phase> = new Set([
-  'verifying', 'checkingNewAccessCode', 'savingAccessCode', 'transferring',
+  'verifying', 'checkingNewAccessCode', 'savingAccessCode', 'transferring', 'listingMessages', 'updatingMessage',
 ]);
 const MAX_TYPE_AHEAD = 32;
 
@@ -79,7 +82,7 @@ class Draft {
     return id;
   }
 
-  play(prompts: readonly PromptId[]): void {
+  play(prompts: readonly PlayItem[]): void {
     if (this.state.playing !== null) this.commands.push({ type: 'stopPlayback' });
     const playId = this.id();
     this.commands.push({ type: 'play', playId, prompts });
@@ -167,6 +170,21 @@ export function step(state: IvrState, event: IvrEvent): Transition {
         onTransferResult(d, event.result);
       }
       break;
+    case 'messagesListed':
+      if (state.phase === 'listingMessages' && event.requestId === state.awaiting) {
+        onMessagesListed(d, event.result, event.messages ?? []);
+      }
+      break;
+    case 'messageUpdated':
+      if (state.phase === 'updatingMessage' && event.requestId === state.awaiting) {
+        onMessageUpdated(d, event.result);
+      }
+      break;
+    case 'recordingStopped':
+      if (state.phase === 'recording' && event.requestId === state.awaiting) {
+        onRecordingStopped(d, event.result);
+      }
+      break;
   }
   return d.done();
 }
@@ -200,6 +218,11 @@ function start(d: Draft, entry: Entry): void {
     case 'autoAttendant':
       collect(d, 'autoAttendantMenu', ['auto-attendant-menu']);
       break;
+    case 'deposit':
+      // The greeting, then the tone; recording starts when it ends (or on # during it).
+      d.set({ mailbox: entry.mailbox, phase: 'greeting' });
+      d.play(defaultGreeting(entry.mailbox));
+      break;
   }
 }
 
@@ -208,7 +231,7 @@ function start(d: Draft, entry: Entry): void {
  * as "login incorrect"), then feeds any queued type-ahead keys into it.
  */
 function collect(
-  d: Draft, phase: Phase, prompts: readonly PromptId[], leadIn: readonly PromptId[] = [], noInputCount = 0,
+  d: Draft, phase: Phase, prompts: readonly PlayItem[], leadIn: readonly PlayItem[] = [], noInputCount = 0,
 ): void {
   d.cancelAllTimers();
   d.set({ phase, phasePrompts: prompts, entryBuffer: '', noInputCount, awaiting: null });
@@ -225,22 +248,22 @@ function collect(
   }
 }
 
-function enterNewAccessCode(d: Draft, mode: ChangeMode, prompts: readonly PromptId[], leadIn: readonly PromptId[] = []): void {
+function enterNewAccessCode(d: Draft, mode: ChangeMode, prompts: readonly PromptId[], leadIn: readonly PlayItem[] = []): void {
   d.set({ changeMode: mode, newAccessCode: null });
   collect(d, 'enterNewAccessCode', prompts, leadIn);
 }
 
-function mainMenu(d: Draft, leadIn: readonly PromptId[] = []): void {
+function mainMenu(d: Draft, leadIn: readonly PlayItem[] = []): void {
   if (!d.state.authenticated) {
     // Defence in depth: no path should get here unauthenticated (see the safety property test).
     goodbye(d, ['goodbye']);
     return;
   }
-  d.set({ invalidOptions: 0, changeAttempts: 0, newAccessCode: null });
+  d.set({ invalidOptions: 0, changeAttempts: 0, newAccessCode: null, messages: null, messageIndex: 0, messageAction: null });
   collect(d, 'mainMenu', ['main-menu'], leadIn);
 }
 
-function goodbye(d: Draft, prompts: readonly PromptId[]): void {
+function goodbye(d: Draft, prompts: readonly PlayItem[]): void {
   d.cancelAllTimers();
   d.set({ phase: 'goodbye', awaiting: null, entryBuffer: '', newAccessCode: null, typeAhead: [] });
   d.play(prompts);
@@ -265,6 +288,16 @@ function busy(d: Draft, phase: Phase): void {
 
 function onDigit(d: Draft, digit: Digit): void {
   const { phase } = d.state;
+  if (phase === 'greeting') {
+    // # skips the greeting straight to the tone and the recording; other keys mean nothing.
+    if (digit === '#') startRecording(d);
+    return;
+  }
+  if (phase === 'recording') {
+    // # ends the message (so does hanging up, or silence); other keys are part of it.
+    if (digit === '#') d.emit({ type: 'stopRecording' });
+    return;
+  }
   if (BUSY_PHASES.has(phase)) {
     if (d.state.typeAhead.length < MAX_TYPE_AHEAD) d.set({ typeAhead: [...d.state.typeAhead, digit] });
     return;
@@ -360,10 +393,13 @@ function submitEntry(d: Draft): void {
 function onMenuKey(d: Draft, digit: Digit): void {
   if (d.state.phase === 'mainMenu') {
     switch (digit) {
-      case '1':
-        // Messages arrive with a later issue; until then the box is always empty.
-        mainMenu(d, ['no-messages']);
+      case '1': {
+        const mailbox = d.state.mailbox;
+        if (mailbox === null || !d.state.authenticated) throw new Error('ivr: main menu without a login');
+        busy(d, 'listingMessages');
+        d.request((requestId) => ({ type: 'listMessages', requestId, mailbox }));
         return;
+      }
       case '2':
         enterNewAccessCode(d, 'change', ['enter-new-access-code']);
         return;
@@ -374,6 +410,10 @@ function onMenuKey(d: Draft, digit: Digit): void {
         invalidOption(d);
         return;
     }
+  }
+  if (d.state.phase === 'messageMenu') {
+    onMessageKey(d, digit);
+    return;
   }
   // Auto Attendant menu.
   const entry = d.state.entry;
@@ -411,6 +451,11 @@ function onPromptFinished(d: Draft, playId: number): void {
     hangUp(d);
     return;
   }
+  if (phase === 'greeting') {
+    startRecording(d);
+    return;
+  }
+  if (phase === 'messageMenu') markHeard(d);
   if (isCollecting(phase) && d.state.entryBuffer === '' && d.state.timers.interDigit === undefined) {
     d.startTimer('noInput', d.state.settings.noInputTimeoutMs);
   }
@@ -501,7 +546,7 @@ function onChangeResult(d: Draft, result: 'ok' | 'rejected' | 'unavailable', rea
 }
 
 /** A new code was refused or the two entries differed: say why and ask again, a few times. */
-function changeRefused(d: Draft, why: readonly PromptId[]): void {
+function changeRefused(d: Draft, why: readonly PlayItem[]): void {
   const changeAttempts = d.state.changeAttempts + 1;
   const mode = d.state.changeMode;
   if (changeAttempts >= d.state.settings.maxChangeAttempts) {
@@ -524,4 +569,140 @@ function onTransferResult(d: Draft, result: 'ok' | 'failed'): void {
     return;
   }
   collect(d, 'autoAttendantMenu', ['auto-attendant-menu'], ['transfer-failed']);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages: leaving one, listening to them
+
+function startRecording(d: Draft): void {
+  const mailbox = d.state.mailbox;
+  if (mailbox === null) throw new Error('ivr: recording without a mailbox');
+  d.cancelAllTimers();
+  d.stopPlayback();
+  d.set({ phase: 'recording' });
+  const { maxRecordingMs, recordingSilenceMs } = d.state.settings;
+  d.request((requestId) => ({ type: 'startRecording', requestId, mailbox, maxMs: maxRecordingMs, silenceMs: recordingSilenceMs }));
+}
+
+function onRecordingStopped(d: Draft, result: 'saved' | 'tooShort' | 'unavailable'): void {
+  d.set({ awaiting: null });
+  if (result === 'saved') goodbye(d, ['message-recorded', 'goodbye']);
+  else if (result === 'tooShort') goodbye(d, ['goodbye']);
+  else goodbye(d, ['try-again-later', 'goodbye']);
+}
+
+/** New messages first, each group newest first (the store lists newest first). */
+function ordered(messages: readonly MessageSummary[]): MessageSummary[] {
+  return [...messages.filter((m) => m.state === 'new'), ...messages.filter((m) => m.state !== 'new')];
+}
+
+function onMessagesListed(d: Draft, result: 'ok' | 'unavailable', messages: readonly MessageSummary[]): void {
+  d.set({ awaiting: null });
+  if (result === 'unavailable') {
+    goodbye(d, ['try-again-later', 'goodbye']);
+    return;
+  }
+  if (messages.length === 0) {
+    mainMenu(d, ['no-messages']);
+    return;
+  }
+  const list = ordered(messages);
+  const newCount = list.filter((m) => m.state === 'new').length;
+  d.set({ messages: list, messageIndex: 0, invalidOptions: 0 });
+  playMessage(d, summaryPrompts(newCount, list.length - newCount));
+}
+
+function currentMessage(d: Draft): MessageSummary | undefined {
+  return d.state.messages?.[d.state.messageIndex];
+}
+
+/** The message at hand: its envelope, its audio, and the menu; keys stop it (type-ahead). */
+function playMessage(d: Draft, leadIn: readonly PlayItem[] = []): void {
+  const m = currentMessage(d);
+  if (m === undefined) {
+    mainMenu(d, [...leadIn, 'no-more-messages']);
+    return;
+  }
+  // The envelope and the recording lead in; only the menu is replayed on no input or a wrong key.
+  collect(d, 'messageMenu', ['message-menu'], [...leadIn, ...envelopePrompts(m.receivedAt, m.caller), { audio: m.audioKey }]);
+}
+
+/** A new message that was heard (played out, or acted on) is old from now on. */
+function markHeard(d: Draft): void {
+  const m = currentMessage(d);
+  const mailbox = d.state.mailbox;
+  if (m === undefined || m.state !== 'new' || mailbox === null) return;
+  d.emit({ type: 'markHeard', mailbox, messageId: m.id });
+  const messages = [...(d.state.messages ?? [])];
+  messages[d.state.messageIndex] = { ...m, state: 'saved' };
+  d.set({ messages });
+}
+
+function nextMessage(d: Draft, leadIn: readonly PlayItem[] = []): void {
+  d.set({ messageIndex: d.state.messageIndex + 1, invalidOptions: 0 });
+  playMessage(d, leadIn);
+}
+
+function onMessageKey(d: Draft, digit: Digit): void {
+  const m = currentMessage(d);
+  const mailbox = d.state.mailbox;
+  if (m === undefined || mailbox === null) {
+    mainMenu(d);
+    return;
+  }
+  switch (digit) {
+    case '7':
+      busy(d, 'updatingMessage');
+      d.set({ messageAction: 'delete' });
+      d.request((requestId) => ({ type: 'deleteMessage', requestId, mailbox, messageId: m.id }));
+      return;
+    case '9':
+      if (m.state === 'new') {
+        busy(d, 'updatingMessage');
+        d.set({ messageAction: 'save' });
+        d.request((requestId) => ({ type: 'saveMessage', requestId, mailbox, messageId: m.id }));
+        return;
+      }
+      nextMessage(d, ['message-saved']);
+      return;
+    case '4':
+      markHeard(d);
+      d.set({ invalidOptions: 0 });
+      playMessage(d);
+      return;
+    case '6':
+      markHeard(d);
+      nextMessage(d);
+      return;
+    case '#':
+      // Skip: on to the next one, and a new message that was cut short stays new.
+      nextMessage(d);
+      return;
+    case '*':
+      markHeard(d);
+      mainMenu(d);
+      return;
+    default:
+      invalidOption(d);
+  }
+}
+
+function onMessageUpdated(d: Draft, result: 'ok' | 'unavailable'): void {
+  const action = d.state.messageAction;
+  d.set({ awaiting: null, messageAction: null });
+  if (result === 'unavailable') {
+    goodbye(d, ['try-again-later', 'goodbye']);
+    return;
+  }
+  const messages = [...(d.state.messages ?? [])];
+  if (action === 'delete') {
+    messages.splice(d.state.messageIndex, 1);
+    d.set({ messages, invalidOptions: 0 });
+    playMessage(d, ['message-deleted']);
+    return;
+  }
+  const m = messages[d.state.messageIndex];
+  if (m !== undefined) messages[d.state.messageIndex] = { ...m, state: 'saved' };
+  d.set({ messages });
+  nextMessage(d, ['message-saved']);
 }

@@ -1,4 +1,4 @@
-import type { PromptId, RejectionReason } from './prompts.js';
+import type { LocalTime, PromptId, RejectionReason } from './prompts.js';
 
 /** A key press, from RFC 4733 telephone-event, SIP INFO or in-band tones alike. */
 export type Digit = '0' | '1' | '2' | '3' | '4' | '5' | '6' | '7' | '8' | '9' | '*' | '#' | 'A' | 'B' | 'C' | 'D';
@@ -22,7 +22,22 @@ export type Entry =
   | { readonly kind: 'ownMailbox'; readonly mailbox: string; readonly firstTimeSetup: boolean }
   /** Untrusted peer, or a caller without a mailbox: ask for the account number first. */
   | { readonly kind: 'accountNumber' }
-  | { readonly kind: 'autoAttendant'; readonly options: readonly AutoAttendantOption[] };
+  | { readonly kind: 'autoAttendant'; readonly options: readonly AutoAttendantOption[] }
+  /** A caller leaving a message for the mailbox (its deposit address, or a PBX's redirect). */
+  | { readonly kind: 'deposit'; readonly mailbox: string };
+
+/** What one play command plays, in order: prompts, and recordings from the message store (by key). */
+export type PlayItem = PromptId | { readonly audio: string };
+
+/** A message as the IVR needs it: no audio, only its key, and the time already in local parts. */
+export interface MessageSummary {
+  readonly id: string;
+  readonly audioKey: string;
+  /** Caller ID as received (digits are spoken; anything else is skipped). */
+  readonly caller: string;
+  readonly state: 'new' | 'saved';
+  readonly receivedAt: LocalTime;
+}
 
 export interface IvrSettings {
   readonly noInputTimeoutMs: number;
@@ -38,6 +53,10 @@ export interface IvrSettings {
   /** A goodbye prompt that never reports its end still ends the call after this long. */
   readonly goodbyeGuardMs: number;
   readonly accessCodeLength: { readonly minLength: number; readonly maxLength: number };
+  /** Longest message recorded (then it is saved as it is). */
+  readonly maxRecordingMs: number;
+  /** Silence that ends a recording. */
+  readonly recordingSilenceMs: number;
 }
 
 export const DEFAULT_IVR_SETTINGS: IvrSettings = {
@@ -49,6 +68,8 @@ export const DEFAULT_IVR_SETTINGS: IvrSettings = {
   maxEntryDigits: 20,
   goodbyeGuardMs: 30_000,
   accessCodeLength: { minLength: 4, maxLength: 10 },
+  maxRecordingMs: 180_000,
+  recordingSilenceMs: 5_000,
 };
 
 export type TimerName = 'noInput' | 'interDigit' | 'goodbyeGuard';
@@ -65,11 +86,16 @@ export type IvrEvent =
   | { readonly type: 'checkResult'; readonly requestId: number; readonly result: StoreOutcome; readonly reason?: RejectionReason }
   | { readonly type: 'changeResult'; readonly requestId: number; readonly result: StoreOutcome; readonly reason?: RejectionReason }
   | { readonly type: 'transferResult'; readonly requestId: number; readonly result: 'ok' | 'failed' }
+  | { readonly type: 'messagesListed'; readonly requestId: number; readonly result: 'ok' | 'unavailable'; readonly messages?: readonly MessageSummary[] }
+  /** A message deleted or saved. */
+  | { readonly type: 'messageUpdated'; readonly requestId: number; readonly result: 'ok' | 'unavailable' }
+  /** The recording ended (#, silence, the time limit) and was stored — or was too short to keep. */
+  | { readonly type: 'recordingStopped'; readonly requestId: number; readonly result: 'saved' | 'tooShort' | 'unavailable' }
   | { readonly type: 'hangup' };
 
 /** Outputs: what the session runner must do. The machine itself does no I/O. */
 export type IvrCommand =
-  | { readonly type: 'play'; readonly playId: number; readonly prompts: readonly PromptId[] }
+  | { readonly type: 'play'; readonly playId: number; readonly prompts: readonly PlayItem[] }
   | { readonly type: 'stopPlayback' }
   | { readonly type: 'startTimer'; readonly timer: TimerName; readonly timerId: number; readonly ms: number }
   | { readonly type: 'cancelTimer'; readonly timer: TimerName }
@@ -77,6 +103,14 @@ export type IvrCommand =
   | { readonly type: 'checkNewAccessCode'; readonly requestId: number; readonly mailbox: string; readonly accessCode: string }
   | { readonly type: 'changeAccessCode'; readonly requestId: number; readonly mailbox: string; readonly accessCode: string; readonly initial: boolean }
   | { readonly type: 'transfer'; readonly requestId: number; readonly target: string }
+  | { readonly type: 'listMessages'; readonly requestId: number; readonly mailbox: string }
+  | { readonly type: 'deleteMessage'; readonly requestId: number; readonly mailbox: string; readonly messageId: string }
+  | { readonly type: 'saveMessage'; readonly requestId: number; readonly mailbox: string; readonly messageId: string }
+  /** A new message was heard: it is saved (old) from now on; nobody waits for the answer. */
+  | { readonly type: 'markHeard'; readonly mailbox: string; readonly messageId: string }
+  /** Record the caller into a new message for `mailbox`; answered by recordingStopped. */
+  | { readonly type: 'startRecording'; readonly requestId: number; readonly mailbox: string; readonly maxMs: number; readonly silenceMs: number }
+  | { readonly type: 'stopRecording' }
   | { readonly type: 'hangup' };
 
 /** Why the caller is choosing a new code: from the menu, first-time setup, or forced (must_change). */
@@ -94,6 +128,11 @@ export type Phase =
   | 'reenterNewAccessCode'
   | 'savingAccessCode'
   | 'transferring'
+  | 'greeting'
+  | 'recording'
+  | 'listingMessages'
+  | 'messageMenu'
+  | 'updatingMessage'
   | 'goodbye'
   | 'ended';
 
@@ -122,8 +161,13 @@ export interface IvrState {
   /** Digits pressed while the machine waited for the store, replayed into the next prompt. */
   readonly typeAhead: readonly Digit[];
   /** The prompts of the current collecting phase, replayed on no input. */
-  readonly phasePrompts: readonly PromptId[];
+  readonly phasePrompts: readonly PlayItem[];
   readonly transferTarget: string | null;
+  /** The mailbox's messages while listening (new first, newest first), and the one at hand. */
+  readonly messages: readonly MessageSummary[] | null;
+  readonly messageIndex: number;
+  /** What the pending message update is, for its answer. */
+  readonly messageAction: 'delete' | 'save' | null;
 }
 
 export interface Transition {

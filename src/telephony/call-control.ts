@@ -1,5 +1,25 @@
-import type { PromptId } from '../ivr/prompts.js';
-import type { Digit } from '../ivr/types.js';
+import type { Digit, PlayItem } from '../ivr/types.js';
+
+/** A message as recorded from the caller: 8 kHz mono 16-bit PCM WAV. */
+export interface RecordedAudio {
+  readonly wav: Buffer;
+  readonly durationMs: number;
+}
+
+export interface RecordingLimits {
+  /** The recording ends by itself after this much audio. */
+  readonly maxMs: number;
+  /** …or after this much silence (which is then cut off the end). */
+  readonly silenceMs: number;
+}
+
+/** A recording in progress. */
+export interface Recording {
+  /** Ends it now (`#`, the caller hung up). Idempotent. */
+  stop(): void;
+  /** What was said, once the recording ended by any cause; null if nothing could be recorded. */
+  readonly done: Promise<RecordedAudio | null>;
+}
 
 /**
  * The call-control port: everything the session runner needs from a call, and nothing about
@@ -9,14 +29,17 @@ export interface CallControl {
   /** SIP Call-ID, for logs and audit rows. */
   readonly callId: string;
   /**
-   * Plays the prompts in order, replacing whatever plays now. `onFinished` is called once if and
-   * only if the last prompt plays to its end (not when stopped or replaced).
+   * Plays the prompts and stored recordings (message audio by key) in order, replacing whatever
+   * plays now. `onFinished` is called once if and only if the last item plays to its end (not
+   * when stopped or replaced). A recording that cannot be read is skipped (and logged).
    */
-  play(prompts: readonly PromptId[], onFinished: () => void): void;
+  play(items: readonly PlayItem[], onFinished: () => void): void;
   /** Stops the current prompt at once (barge-in). */
   stopPlayback(): void;
   /** Ends the call from our side (BYE). Idempotent. */
   hangup(): void;
+  /** Records the caller (a message being left) until stopped, silence, the limit or hang-up. */
+  record(limits: RecordingLimits): Recording;
   /** Blind transfer of the caller (RFC 3515 REFER); resolves false if the peer refused it. */
   transfer(target: string): Promise<boolean>;
 }

@@ -10,8 +10,16 @@ import type { TrustedPeers } from '../config.js';
 import type { Entry, Digit } from '../ivr/types.js';
 import type { Database } from '../store/database.js';
 import {
-  findAccessNumber, findDomain, findMailboxOwnedBy, listAutoAttendantOptions,
+  findAccessNumber, findDomain, findMailbox, findMailboxOwnedBy, listAutoAttendantOptions, type MailboxRecord,
 } from '../store/directory.js';
+import { redirectTarget } from './redirection.js';
+
+/**
+ * The deposit address of a mailbox, in every domain: `vm-<mailbox>@<domain>` (e.g.
+ * `vm-201@demo.local`). A PBX routes "leave a message for 201" there, or redirects the unanswered
+ * call to a voicemail access number with Diversion / History-Info (./redirection.ts).
+ */
+export const DEPOSIT_PREFIX = 'vm-';
 
 export interface CallAddressing {
   /** Request-URI user and host. */
@@ -24,6 +32,18 @@ export interface CallAddressing {
   readonly assertedUser: string | undefined;
   /** Network source of the request: the only thing trust is based on. */
   readonly sourceAddress: string;
+  /** From display name, kept with a deposited message as the caller's name. */
+  readonly fromDisplayName?: string | undefined;
+  /** For redirected calls (deposit): the Request-URI as written and the raw header values. */
+  readonly requestUri?: string | undefined;
+  readonly diversion?: readonly string[];
+  readonly historyInfo?: readonly string[];
+}
+
+/** Who is calling, as presented (for a message's caller ID; not an identity check). */
+export interface CallerId {
+  readonly number: string;
+  readonly name: string | null;
 }
 
 export interface RoutedCall {
@@ -32,6 +52,7 @@ export interface RoutedCall {
   /** Who acts, for audit rows: the asserted identity when trusted, otherwise marked unverified. */
   readonly actor: string;
   readonly trusted: boolean;
+  readonly caller: CallerId;
 }
 
 export type RouteResult =
@@ -84,9 +105,6 @@ export class CallRouter {
     if (domain === null) return { kind: 'unknownDomain' };
 
     const number = storableUser(a.requestUser) ?? '';
-    const accessNumber = number === '' ? null : await findAccessNumber(db, domain.id, number);
-    if (accessNumber === null) return { kind: 'unknownNumber', domain: domain.name };
-
     // RFC 3325 §5: a P-Asserted-Identity is only believed from inside the trust domain; so is
     // the From user. Outside it the caller is whoever types the right account number and code.
     const trusted = this.opts.trustedPeers.contains(a.sourceAddress);
@@ -95,7 +113,21 @@ export class CallRouter {
     const actor = trusted && callerUser !== undefined
       ? `${callerUser}@${domain.name}`
       : `unverified:${printable(a.fromUser, 'anonymous')}@${printable(a.fromHost, 'unknown')} via ${a.sourceAddress}`;
-    const base = { domain, actor, trusted };
+    const caller: CallerId = {
+      // Caller ID as presented: the asserted identity from a trusted peer, else the From user.
+      number: printable(trusted ? callerUser : storableUser(a.fromUser), ''),
+      name: a.fromDisplayName === undefined || a.fromDisplayName === '' ? null : printable(a.fromDisplayName, ''),
+    };
+    const base = { domain, actor, trusted, caller };
+
+    if (number.toLowerCase().startsWith(DEPOSIT_PREFIX)) {
+      const mailbox = await findMailbox(db, domain.id, number.slice(DEPOSIT_PREFIX.length));
+      if (mailbox === null) return { kind: 'unknownNumber', domain: domain.name };
+      return { kind: 'routed', call: { ...base, entry: { kind: 'deposit', mailbox: mailbox.number } } };
+    }
+
+    const accessNumber = number === '' ? null : await findAccessNumber(db, domain.id, number);
+    if (accessNumber === null) return { kind: 'unknownNumber', domain: domain.name };
 
     if (accessNumber.kind === 'autoAttendant') {
       const options = await listAutoAttendantOptions(db, domain.id, number);
@@ -115,6 +147,14 @@ export class CallRouter {
       };
     }
 
+    // A call the PBX redirected to the voicemail number for someone who did not answer: deposit.
+    const redirect = redirectTarget({ requestUri: a.requestUri, diversion: a.diversion ?? [], historyInfo: a.historyInfo ?? [] });
+    if (redirect !== undefined) {
+      const mailbox = await this.redirectedMailbox(domain.id, redirect.user);
+      if (mailbox === null) return { kind: 'unknownNumber', domain: domain.name };
+      return { kind: 'routed', call: { ...base, entry: { kind: 'deposit', mailbox: mailbox.number } } };
+    }
+
     if (trusted && callerUser !== undefined) {
       const mailbox = await findMailboxOwnedBy(db, domain.id, callerUser);
       if (mailbox !== null) {
@@ -124,5 +164,12 @@ export class CallRouter {
       }
     }
     return { kind: 'routed', call: { ...base, entry: { kind: 'accountNumber' } } };
+  }
+
+  /** The redirected-from user names a mailbox number, or an extension that owns one. */
+  private async redirectedMailbox(domainId: number, user: string): Promise<MailboxRecord | null> {
+    const name = storableUser(user.replace(/^\+/, ''));
+    if (name === undefined) return null;
+    return (await findMailbox(this.opts.db, domainId, name)) ?? findMailboxOwnedBy(this.opts.db, domainId, name);
   }
 }

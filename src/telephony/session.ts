@@ -4,16 +4,37 @@
  */
 import type { Logger } from '../log.js';
 import { initialState, step } from '../ivr/machine.js';
-import type { RejectionReason } from '../ivr/prompts.js';
+import type { LocalTime, RejectionReason } from '../ivr/prompts.js';
 import type {
-  Digit, Entry, IvrCommand, IvrEvent, IvrSettings, IvrState, StoreOutcome, TimerName,
+  Digit, Entry, IvrCommand, IvrEvent, IvrSettings, IvrState, MessageSummary, StoreOutcome, TimerName,
 } from '../ivr/types.js';
 import type { AccessCodeService, CallContext } from '../mailbox/access-code-service.js';
-import type { CallControl, CallEvents, DigitMethod } from './call-control.js';
+import type { MessageService, StoredMessage } from '../messages/message-service.js';
+import type { CallControl, CallEvents, DigitMethod, Recording } from './call-control.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { CallerId } from './router.js';
 
 /** The store operations the IVR needs: the access-code service's, behind a port for tests. */
 export type AccessCodeOperations = Pick<AccessCodeService, 'verifyLogin' | 'checkNewAccessCode' | 'changeAccessCode'>;
+/** …and the message store's. */
+export type MessageOperations = Pick<MessageService, 'list' | 'deposit' | 'markSaved' | 'delete'>;
+
+/**
+ * A message's arrival time as the caller hears it, in `timeZone` (IANA name; default: the
+ * server's, i.e. TZ). The machine has no clock and no calendar: the runner does this.
+ */
+export function localTime(at: Date, timeZone?: string): LocalTime {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', hourCycle: 'h23',
+    ...(timeZone === undefined ? {} : { timeZone }),
+  }).formatToParts(at);
+  const part = (type: string): number => Number(parts.find((p) => p.type === type)?.value ?? 0);
+  return { month: part('month'), day: part('day'), hour: part('hour') % 24, minute: part('minute') };
+}
+
+function toSummary(m: StoredMessage, timeZone: string | undefined): MessageSummary {
+  return { id: m.id, audioKey: m.audioKey, caller: m.caller, state: m.state, receivedAt: localTime(m.receivedAt, timeZone) };
+}
 
 export interface CallSessionOptions {
   readonly call: CallControl;
@@ -21,6 +42,11 @@ export interface CallSessionOptions {
   readonly entry: Entry;
   readonly settings: IvrSettings;
   readonly accessCodes: AccessCodeOperations;
+  readonly messages: MessageOperations;
+  /** Caller ID kept with a message left on this call. */
+  readonly caller: CallerId;
+  /** Time zone message times are spoken in (IANA name); default the server's. */
+  readonly timeZone?: string;
   readonly actor: string;
   /** Who the per-source failed-login limit counts (guard/login-guard.ts failedLoginSource). */
   readonly loginSource?: string;
@@ -55,6 +81,9 @@ export class CallSession implements CallEvents {
   private keyTokens = KEY_BURST;
   private keyRefilledAt: number;
   private keysDropped = 0;
+  private recording: Recording | null = null;
+  /** Work that must finish before the call is over (storing a message left on it). */
+  private readonly pending = new Set<Promise<unknown>>();
 
   constructor(private readonly opts: CallSessionOptions) {
     this.state = initialState(opts.settings);
@@ -93,6 +122,8 @@ export class CallSession implements CallEvents {
   remoteHangup(reason: string): void {
     if (this.finished) return;
     this.log.info({ reason, phase: this.state.phase }, 'caller hung up');
+    // Hanging up ends a message being left; what was said is kept.
+    this.recording?.stop();
     this.dispatch({ type: 'hangup' });
     this.finish('remoteHangup');
   }
@@ -156,11 +187,73 @@ export class CallSession implements CallEvents {
           },
         );
         return;
+      case 'listMessages':
+        this.opts.messages.list(this.opts.domain, c.mailbox).then(
+          (list) => this.dispatch({
+            type: 'messagesListed', requestId: c.requestId, result: 'ok', messages: list.map((m) => toSummary(m, this.opts.timeZone)),
+          }),
+          (err: unknown) => {
+            this.log.error({ err }, 'messages could not be listed');
+            this.dispatch({ type: 'messagesListed', requestId: c.requestId, result: 'unavailable' });
+          },
+        );
+        return;
+      case 'deleteMessage':
+      case 'saveMessage': {
+        const update = c.type === 'deleteMessage'
+          ? this.opts.messages.delete(this.opts.domain, c.mailbox, c.messageId, this.ctx)
+          : this.opts.messages.markSaved(this.opts.domain, c.mailbox, c.messageId);
+        // false = already gone (deleted from the portal meanwhile): for the caller that is done too.
+        update.then(
+          () => this.dispatch({ type: 'messageUpdated', requestId: c.requestId, result: 'ok' }),
+          (err: unknown) => {
+            this.log.error({ err }, 'message could not be updated');
+            this.dispatch({ type: 'messageUpdated', requestId: c.requestId, result: 'unavailable' });
+          },
+        );
+        return;
+      }
+      case 'markHeard':
+        this.track(this.opts.messages.markSaved(this.opts.domain, c.mailbox, c.messageId).catch((err: unknown) => {
+          this.log.warn({ err }, 'heard message not marked saved');
+        }));
+        return;
+      case 'startRecording':
+        this.startRecording(c.requestId, c.mailbox, c.maxMs, c.silenceMs);
+        return;
+      case 'stopRecording':
+        this.recording?.stop();
+        return;
       case 'hangup':
         this.opts.call.hangup();
         this.finish('localHangup');
         return;
     }
+  }
+
+  /** Records the caller and stores the message; the store's answer goes back to the machine. */
+  private startRecording(requestId: number, mailbox: string, maxMs: number, silenceMs: number): void {
+    const recording = this.opts.call.record({ maxMs, silenceMs });
+    this.recording = recording;
+    const stored = recording.done.then(async (audio) => {
+      if (this.recording === recording) this.recording = null;
+      if (audio === null) return 'tooShort' as const;
+      const { result } = await this.opts.messages.deposit({
+        domain: this.opts.domain, mailbox, caller: this.opts.caller.number, callerName: this.opts.caller.name,
+        wav: audio.wav, durationMs: audio.durationMs,
+      });
+      this.log.info({ mailbox, durationMs: Math.round(audio.durationMs), result }, 'message left');
+      return result;
+    }).catch((err: unknown) => {
+      this.log.error({ err }, 'message could not be stored');
+      return 'unavailable' as const;
+    });
+    this.track(stored.then((result) => this.dispatch({ type: 'recordingStopped', requestId, result })));
+  }
+
+  private track(work: Promise<unknown>): void {
+    this.pending.add(work);
+    void work.finally(() => this.pending.delete(work));
   }
 
   /** Turns a store promise into the machine's answer event; a thrown error is "unavailable". */
@@ -195,6 +288,7 @@ export class CallSession implements CallEvents {
     this.finished = true;
     for (const timer of [...this.timers.keys()]) this.clearTimer(timer);
     this.log.info({ reason }, 'ivr session ended');
-    this.resolveEnded(reason);
+    // A message left just before the hang-up is stored before the call counts as over (drain).
+    void Promise.allSettled([...this.pending]).then(() => this.resolveEnded(reason));
   }
 }

@@ -38,6 +38,8 @@ export interface TestUaOptions {
    * 32 s, RFC 3261 §17.1.1.2) so a silent server fails the test before vitest's own timeout.
    */
   transactionTimeoutMs?: number;
+  /** More INVITE headers, e.g. Diversion or History-Info of a redirected call. */
+  headers?: ReadonlyArray<readonly [name: string, value: string]>;
 }
 
 /** One RTP packet as received, payload copied out of the datagram. */
@@ -389,6 +391,7 @@ export class TestUa {
       telephoneEventPayloadType: opts.telephoneEventPayloadType === undefined ? 101 : opts.telephoneEventPayloadType,
       localAddress: opts.localAddress ?? '127.0.0.1',
       transactionTimeoutMs: opts.transactionTimeoutMs ?? 10_000,
+      headers: opts.headers ?? [],
     } as const;
     const sipSocket = await bindUdp(options.localAddress, 0);
     let rtpSocket: Socket;
@@ -456,6 +459,7 @@ export class TestUa {
       `Contact: ${this.contactHeader()}`,
       'Allow: INVITE, ACK, BYE, CANCEL, INFO, OPTIONS',
       'User-Agent: vmaccess-test-ua',
+      ...(this.options.headers ?? []).map(([name, value]) => `${name}: ${value}`),
       'Content-Type: application/sdp',
       `Content-Length: ${Buffer.byteLength(body)}`,
       '',
@@ -776,6 +780,23 @@ export class TestUa {
     const startMs = performance.now();
     let offset = Math.max(this.lastEventTimestampOffset + FRAME_SAMPLES, Math.round((startMs - this.rtpStartMs) * (RTP_CLOCK_RATE / 1000)));
     for (const [index, frame] of frames.entries()) {
+      await sleep(startMs + index * 20 - performance.now());
+      this.sendRtp(this.audioPayloadType, index === 0, (this.rtpTimestampBase + offset) >>> 0, encodeG711(this.codec, frame));
+      offset += FRAME_SAMPLES;
+    }
+    this.lastEventTimestampOffset = offset;
+  }
+
+  /**
+   * Talks: sends 8 kHz PCM as paced 20 ms G.711 packets (the last frame padded with silence),
+   * continuing the stream's timestamps as a phone would.
+   */
+  async sendAudio(pcm: Int16Array): Promise<void> {
+    const startMs = performance.now();
+    let offset = Math.max(this.lastEventTimestampOffset + FRAME_SAMPLES, Math.round((startMs - this.rtpStartMs) * (RTP_CLOCK_RATE / 1000)));
+    for (let index = 0; index * FRAME_SAMPLES < pcm.length; index++) {
+      const frame = new Int16Array(FRAME_SAMPLES);
+      frame.set(pcm.subarray(index * FRAME_SAMPLES, (index + 1) * FRAME_SAMPLES));
       await sleep(startMs + index * 20 - performance.now());
       this.sendRtp(this.audioPayloadType, index === 0, (this.rtpTimestampBase + offset) >>> 0, encodeG711(this.codec, frame));
       offset += FRAME_SAMPLES;

@@ -26,6 +26,21 @@ function headerUri(req: SrfRequest, name: 'from' | 'to' | 'p-asserted-identity')
   }
 }
 
+function displayNameOf(req: SrfRequest): string | undefined {
+  if (!req.has('from')) return undefined;
+  try {
+    return req.getParsedHeader('from').name?.replace(/^"(.*)"$/, '$1') ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A header's value(s) as drachtio-srf gives them (several headers of a name come comma-joined). */
+function headerValues(req: SrfRequest, name: string): string[] {
+  const value = req.has(name) ? req.get(name) : undefined;
+  return value === undefined || value === '' ? [] : [value];
+}
+
 /** `sourceAddress` is drachtio-server's report of the packet's network source (RFC 3325 trust). */
 export function addressingOf(req: SrfRequest): CallAddressing {
   const ruri = uriOf(req.uri);
@@ -40,5 +55,9 @@ export function addressingOf(req: SrfRequest): CallAddressing {
     fromHost: from?.host ?? undefined,
     assertedUser: asserted?.user ?? undefined,
     sourceAddress: req.source_address,
+    fromDisplayName: displayNameOf(req),
+    requestUri: req.uri,
+    diversion: headerValues(req, 'diversion'),
+    historyInfo: headerValues(req, 'history-info'),
   };
 }

@@ -17,7 +17,8 @@ import { isDigit } from '../../ivr/types.js';
 import { failedLoginSource } from '../../guard/login-guard.js';
 import type { CallEngine } from '../engine.js';
 import type { CallRouter, RouteResult } from '../router.js';
-import { CallSession, type AccessCodeOperations } from '../session.js';
+import { CallSession, type AccessCodeOperations, type MessageOperations } from '../session.js';
+import type { AudioStore } from '../../messages/audio-store.js';
 import { ivrSettingsFor } from '../ivr-settings.js';
 import { negotiate, type NegotiatedMedia } from '../sdp.js';
 import { parseDtmfInfo } from '../dtmf-info.js';
@@ -29,15 +30,25 @@ import { DrachtioCall } from './drachtio-call.js';
 import type { DtmfEvent, MediaEndpoint, SrfApp, SrfDialog, SrfRequest, SrfResponse } from './drachtio-types.js';
 import { MediaServerConnection } from './media-server-connection.js';
 import { Mrf, Srf } from './modules.js';
+import { DrachtioMwi } from './mwi.js';
+import type { MwiBackend } from '../message-summary.js';
+import type { ExpiresPolicy } from '../mwi-policy.js';
 
 export interface DrachtioEngineOptions {
   readonly config: Config;
   readonly router: CallRouter;
   readonly accessCodes: AccessCodeOperations;
+  readonly messages: MessageOperations;
+  /** The message audio store (FreeSWITCH records into the same folder). */
+  readonly audio: AudioStore;
   readonly logger: Logger;
   /** Longest wait between reconnects to drachtio-server and FreeSWITCH (tests shorten it). */
   readonly maxRetryMs?: number;
   readonly metrics?: Metrics;
+  /** When set, message-summary SUBSCRIBEs are taken and NOTIFYd (./mwi.ts); without it none are routed to us. */
+  readonly mwi?: MwiBackend;
+  /** MWI subscription durations (tests shorten them). */
+  readonly mwiExpires?: Partial<ExpiresPolicy>;
 }
 
 interface ActiveCall {
@@ -70,6 +81,7 @@ export class DrachtioEngine implements CallEngine {
   #accepting = true;
   #closed = false;
   readonly #inviteRate: InviteRateLimiter;
+  readonly #mwi: DrachtioMwi | null;
 
   constructor(private readonly opts: DrachtioEngineOptions) {
     const { config } = opts;
@@ -89,12 +101,21 @@ export class DrachtioEngine implements CallEngine {
       ...(opts.maxRetryMs !== undefined ? { maxRetryMs: opts.maxRetryMs } : {}),
     });
     this.#inviteRate = new InviteRateLimiter({ ratePerS: config.inviteRate.perSecond, burst: config.inviteRate.burst });
+    this.#mwi = opts.mwi === undefined ? null : new DrachtioMwi({
+      srf: this.#srf, backend: opts.mwi, isTrusted: (address) => config.trustedSipPeers.contains(address), logger: this.#log,
+      ...(opts.mwiExpires !== undefined ? { expires: opts.mwiExpires } : {}),
+    });
     // RTP is FreeSWITCH's here: only the call count is ours to report.
     opts.metrics?.setMediaSource({ activeCalls: () => this.#calls.size, rtpPacketsSent: () => 0, rtpLateTicks: () => 0, rtpSkippedSlots: () => 0 });
   }
 
   get activeCalls(): number {
     return this.#calls.size;
+  }
+
+  /** Live message-summary subscriptions (0 without `mwi`). */
+  get mwiSubscriptions(): number {
+    return this.#mwi?.subscriptions ?? 0;
   }
 
   get drachtioConnected(): boolean {
@@ -140,6 +161,8 @@ export class DrachtioEngine implements CallEngine {
       }).finally(() => this.#setups.delete(setup));
       this.#setups.add(setup);
     });
+    // Routes are asked for at connect: the SUBSCRIBE handler must be in place before.
+    this.#mwi?.register();
     srf.connect({
       host: drachtio.host,
       port: drachtio.port,
@@ -174,6 +197,8 @@ export class DrachtioEngine implements CallEngine {
     // go to the others (`remove_route|invite`); in-dialog requests of our calls still arrive.
     // An INVITE already on its way still gets 503 + Retry-After.
     withdrawInviteRoute(this.#srf, this.#log);
+    // Subscriptions end now (a last NOTIFY each), not after the calls: phones re-subscribe elsewhere.
+    this.#mwi?.drain();
     const until = Date.now() + graceMs;
     // Calls being answered right now become calls (or fail) first.
     await Promise.race([Promise.all([...this.#setups]), sleep(graceMs)]);
@@ -198,6 +223,7 @@ export class DrachtioEngine implements CallEngine {
       c.session.remoteHangup('shutdown');
       await c.call.release();
     }
+    await this.#mwi?.close();
     this.#drachtioConnected = false;
     stopSrf(this.#srf);
     await this.#media.close();
@@ -320,10 +346,12 @@ export class DrachtioEngine implements CallEngine {
     const { domain } = route.call;
     const call = new DrachtioCall({
       dialog, endpoint, callId, promptsDir: this.opts.config.freeswitch.promptsDir, domain: domain.name, logger: log,
+      messagesDir: this.opts.config.freeswitch.messagesDir, recordings: this.opts.audio,
     });
     const session = new CallSession({
       call, domain: domain.name, entry: route.call.entry, settings: ivrSettingsFor(this.opts.config, domain),
-      accessCodes: this.opts.accessCodes, actor: route.call.actor, loginSource, logger: this.opts.logger,
+      accessCodes: this.opts.accessCodes, messages: this.opts.messages, caller: route.call.caller,
+      actor: route.call.actor, loginSource, logger: this.opts.logger,
       ...(this.opts.metrics !== undefined ? { metrics: this.opts.metrics } : {}),
     });
 

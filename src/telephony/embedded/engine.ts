@@ -8,7 +8,8 @@ import type { Logger } from '../../log.js';
 import { isDigit } from '../../ivr/types.js';
 import { ivrSettingsFor } from '../ivr-settings.js';
 import type { HealthCheck } from '../../http/http-server.js';
-import type { AccessCodeOperations } from '../session.js';
+import type { AccessCodeOperations, MessageOperations } from '../session.js';
+import type { AudioStore } from '../../messages/audio-store.js';
 import { CallSession } from '../session.js';
 import { failedLoginSource } from '../../guard/login-guard.js';
 import type { CallRouter, CallAddressing, RouteResult } from '../router.js';
@@ -26,6 +27,9 @@ import {
 import { parseDtmfInfo } from '../dtmf-info.js';
 import { InviteRateLimiter } from '../invite-rate-limiter.js';
 import type { Metrics } from '../../metrics/metrics.js';
+import type { MwiBackend } from '../message-summary.js';
+import type { ExpiresPolicy } from '../mwi-policy.js';
+import { MessageWaitingNotifier } from './message-waiting.js';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 
@@ -33,8 +37,15 @@ export interface EmbeddedEngineOptions {
   readonly config: Config;
   readonly router: CallRouter;
   readonly accessCodes: AccessCodeOperations;
+  readonly messages: MessageOperations;
+  /** Where message audio is read from for playback. */
+  readonly audio: Pick<AudioStore, 'get'>;
   readonly logger: Logger;
   readonly metrics?: Metrics;
+  /** When set, message-summary SUBSCRIBEs are served and NOTIFYd (./message-waiting.ts); without it SUBSCRIBE gets 405. */
+  readonly mwi?: MwiBackend;
+  /** MWI subscription durations (tests shorten them). */
+  readonly mwiExpires?: Partial<ExpiresPolicy>;
 }
 
 interface ActiveCall {
@@ -61,6 +72,10 @@ export class EmbeddedEngine implements CallEngine {
   /** RTP packets sent by calls that have ended (the live ones are summed at scrape time). */
   private rtpSentByEndedCalls = 0;
   private readonly inviteRate: InviteRateLimiter;
+  /** Message-waiting notifier (RFC 3842 over RFC 6665); null without `mwi`. */
+  private readonly mwi: MessageWaitingNotifier | null;
+  /** Set once the subscriptions are being ended (drain or close). */
+  private mwiClosing: Promise<void> | undefined;
 
   private constructor(private readonly opts: EmbeddedEngineOptions, private readonly prompts: PromptLibrary) {
     const { config } = opts;
@@ -81,7 +96,14 @@ export class EmbeddedEngine implements CallEngine {
     const rtpBind = config.sip.address === '::' ? '::' : config.sip.address === '0.0.0.0' ? '0.0.0.0' : config.sip.address;
     this.ports = new RtpPortAllocator({ address: rtpBind, min: config.rtp.portMin, max: config.rtp.portMax });
     this.inviteRate = new InviteRateLimiter({ ratePerS: config.inviteRate.perSecond, burst: config.inviteRate.burst });
+    this.mwi = opts.mwi === undefined ? null : new MessageWaitingNotifier({
+      endpoint: this.endpoint, backend: opts.mwi, logger: this.log,
+      // The same trust as for INVITEs (TRUSTED_SIP_PEERS): only trusted peers may watch a mailbox.
+      isTrusted: (address) => config.trustedSipPeers.contains(address),
+      ...(opts.mwiExpires !== undefined ? { expires: opts.mwiExpires } : {}),
+    });
     opts.metrics?.setMediaSource({
+      mwiSubscriptions: () => this.mwi?.subscriptions ?? 0,
       activeCalls: () => this.calls.size,
       rtpPacketsSent: () => this.rtpSentByEndedCalls + [...this.calls.values()].reduce((n, c) => n + c.rtp.stats().packetsSent, 0),
       rtpLateTicks: () => this.clock.stats().lateTicks,
@@ -96,6 +118,11 @@ export class EmbeddedEngine implements CallEngine {
 
   get activeCalls(): number {
     return this.calls.size;
+  }
+
+  /** Live message-summary subscriptions (0 without `mwi`). */
+  get mwiSubscriptions(): number {
+    return this.mwi?.subscriptions ?? 0;
   }
 
   get rtpPortsInUse(): number {
@@ -126,6 +153,8 @@ export class EmbeddedEngine implements CallEngine {
 
   async drain(graceMs: number): Promise<void> {
     this.endpoint.acceptingCalls = false;
+    // Subscriptions end now (a last NOTIFY each, reason=noresource), not after the calls.
+    void this.endMwi();
     if (this.calls.size > 0) {
       const all = Promise.all([...this.calls.values()].map((c) => c.done));
       let timer: NodeJS.Timeout | undefined;
@@ -146,7 +175,18 @@ export class EmbeddedEngine implements CallEngine {
   async close(): Promise<void> {
     this.listening = false;
     for (const c of this.calls.values()) c.session.remoteHangup('shutdown');
+    // Best effort: the last NOTIFYs get a moment to be answered, not Timer F's 32 s.
+    const mwiDone = this.endMwi();
+    if (mwiDone) await Promise.race([mwiDone, sleep(2000)]);
     await this.endpoint.close();
+  }
+
+  /** Ends every MWI subscription (once); the promise settles when the last NOTIFYs are answered. */
+  private endMwi(): Promise<void> | undefined {
+    if (this.mwi && !this.mwiClosing) {
+      this.mwiClosing = this.mwi.close().catch((err: unknown) => this.log.debug({ err }, 'MWI close failed'));
+    }
+    return this.mwiClosing;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -184,6 +224,10 @@ export class EmbeddedEngine implements CallEngine {
       fromHost: fromUri.host,
       assertedUser,
       sourceAddress: source,
+      fromDisplayName: from.displayName,
+      requestUri: req.uri,
+      diversion: req.getAll('diversion'),
+      historyInfo: req.getAll('history-info'),
     };
   }
 
@@ -335,11 +379,13 @@ export class EmbeddedEngine implements CallEngine {
     let session: CallSession | null = null;
     const call = new EmbeddedCall({
       dialog, rtp, codec: media.codec.name, prompts: this.prompts, domain: domain.name, logger: log,
+      loadAudio: (key) => this.opts.audio.get(key),
       onHangup: () => undefined,
     });
     session = new CallSession({
       call, domain: domain.name, entry: route.call.entry, settings,
-      accessCodes: this.opts.accessCodes, actor: route.call.actor, loginSource, logger: this.opts.logger,
+      accessCodes: this.opts.accessCodes, messages: this.opts.messages, caller: route.call.caller,
+      actor: route.call.actor, loginSource, logger: this.opts.logger,
       ...(this.opts.metrics !== undefined ? { metrics: this.opts.metrics } : {}),
     });
     const s = session;

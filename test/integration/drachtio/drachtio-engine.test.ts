@@ -192,4 +192,49 @@ describe('drachtio engine against FakeDrachtioServer + FakeFreeSwitch', () => {
     }
     expect(caller.requests).toHaveLength(0);
   });
+
+  it('messages: FreeSWITCH records a deposit into the message folder (# ends it) and plays it back from there; 7 deletes it', async () => {
+    const messages = t.server.core.messages;
+    const depositor = newCaller();
+    const channel = await connectedCall(depositor, { requestUri: 'sip:vm-201@demo.local', from: '"Pat" <sip:5551234@example.net>' });
+    expect(channel.playbacks[0]!.files[0]).toMatch(/person-at-extension\.wav$/);
+    channel.speech = Int16Array.from({ length: 20_000 }, (_, i) => Math.round(5000 * Math.sin(i / 3)));
+    await channel.pressDigit('#'); // skip the greeting
+    await waitFor(() => channel.recordings.length === 1, 5000, 'record');
+    const recording = channel.recordings[0]!;
+    expect(recording.path.startsWith(`${t.config.freeswitch.messagesDir}/`)).toBe(true);
+    expect(recording.args).toEqual(['180', '200', '5']); // 3 min, silence threshold, 5 s of silence
+    await channel.pressDigit('#'); // the end of the message: uuid_break
+    await waitFor(() => channel.playbacks.some((p) => p.files.some((f) => f.endsWith('/message-recorded.wav'))), 8000, '"recorded"');
+    const [stored] = await messages.list('demo.local', '201');
+    expect(stored).toMatchObject({ caller: '5551234', callerName: 'Pat', durationMs: 2500, state: 'new' });
+    expect(existsSync(recording.path)).toBe(false); // FreeSWITCH's file was taken into the store
+    await depositor.waitForRequest('BYE', 10_000);
+
+    const owner = newCaller();
+    const listening = await connectedCall(owner);
+    await listening.pressDigits('9595#'); // 201's code since the change test above
+    await waitFor(() => listening.playbacks.some((p) => p.files.some((f) => f.endsWith('/main-menu.wav'))), 8000, 'the main menu');
+    await listening.pressDigits('1');
+    const messageFile = `${t.config.freeswitch.messagesDir}/${stored!.audioKey}`;
+    await waitFor(() => listening.playbacks.some((p) => p.files.includes(messageFile)), 8000, 'the message played');
+    expect(existsSync(messageFile)).toBe(true);
+    await listening.pressDigits('7');
+    await waitFor(() => listening.playbacks.some((p) => p.files.some((f) => f.endsWith('/message-deleted.wav'))), 8000, '"deleted"');
+    expect(await messages.list('demo.local', '201')).toEqual([]);
+    expect(existsSync(messageFile)).toBe(false);
+    expect(await owner.bye()).toBe(200);
+  }, 60_000);
+
+  it('messages: a caller who hangs up while FreeSWITCH records still leaves the message', async () => {
+    const caller = newCaller();
+    const channel = await connectedCall(caller, { requestUri: 'sip:vm-202@demo.local', from: '<sip:5550000@example.net>' });
+    await channel.pressDigit('#');
+    await waitFor(() => channel.recordings.length === 1, 5000, 'record');
+    expect(await caller.bye()).toBe(200);
+    await waitFor(async () => (await t.server.core.messages.counts('demo.local', '202')).new === 1, 8000, 'the message stored');
+    const [m] = await t.server.core.messages.list('demo.local', '202');
+    expect(m).toMatchObject({ caller: '5550000', durationMs: 2000 });
+    await t.server.core.messages.delete('demo.local', '202', m!.id, { channel: 'admin', actor: 'test', callId: null });
+  }, 30_000);
 });

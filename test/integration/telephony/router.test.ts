@@ -104,4 +104,33 @@ describeEachDatabase('call router', (variant) => {
       }
     }
   });
+
+  it('vm-<mailbox> is the deposit address of a mailbox; an unknown mailbox is an unknown number (404)', async () => {
+    const r = await router.route(call({ requestUser: 'vm-201', sourceAddress: '192.0.2.9', fromUser: '5551234', fromDisplayName: 'Pat Caller' }));
+    expect(r).toMatchObject({ kind: 'routed', call: { trusted: false, entry: { kind: 'deposit', mailbox: '201' }, caller: { number: '5551234', name: 'Pat Caller' } } });
+    expect(await router.route(call({ requestUser: 'vm-290' }))).toMatchObject({ call: { entry: { kind: 'deposit', mailbox: '290' } } });
+    expect(await router.route(call({ requestUser: 'vm-999' }))).toEqual({ kind: 'unknownNumber', domain: 'demo.local' });
+    // Tenants: other.local's 201 is another mailbox, reached at its own domain.
+    expect(await router.route(call({ requestUser: 'vm-201', requestHost: 'other.local', toHost: 'other.local', fromHost: 'other.local' })))
+      .toMatchObject({ call: { domain: { name: 'other.local' }, entry: { kind: 'deposit', mailbox: '201' } } });
+  });
+
+  it('a call redirected to the voicemail number (Diversion, History-Info) deposits for the extension that did not answer', async () => {
+    const diverted = await router.route(call({ fromUser: '5551234', diversion: ['<sip:202@demo.local>;reason=no-answer'] }));
+    expect(diverted).toMatchObject({ call: { entry: { kind: 'deposit', mailbox: '202' } } });
+    const history = await router.route(call({
+      requestUser: 'voicemail',
+      historyInfo: ['<sip:201@demo.local>;index=1', '<sip:voicemail@demo.local;target=sip:201%40demo.local;cause=486>;index=1.1'],
+    }));
+    expect(history).toMatchObject({ call: { entry: { kind: 'deposit', mailbox: '201' } } });
+    // For someone without a mailbox: nobody to leave it for.
+    expect(await router.route(call({ diversion: ['<sip:299@demo.local>'] }))).toEqual({ kind: 'unknownNumber', domain: 'demo.local' });
+    // An Auto Attendant number stays the Auto Attendant.
+    expect(await router.route(call({ requestUser: '15550100', diversion: ['<sip:201@demo.local>'] }))).toMatchObject({ call: { entry: { kind: 'autoAttendant' } } });
+  });
+
+  it('caller ID: the asserted identity from a trusted peer, the From user otherwise', async () => {
+    expect(await router.route(call({ requestUser: 'vm-201', assertedUser: '202', fromUser: '999' }))).toMatchObject({ call: { caller: { number: '202', name: null } } });
+    expect(await router.route(call({ requestUser: 'vm-201', sourceAddress: '192.0.2.1', assertedUser: '202', fromUser: '999' }))).toMatchObject({ call: { caller: { number: '999' } } });
+  });
 });

@@ -21,7 +21,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import wavefile from 'wavefile';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { FakeDrachtioServer, FakeResponse, Leg, NetworkPeer } from './fake-drachtio-server.js';
 import { header, type SipText } from './sip-text.js';
@@ -114,6 +116,11 @@ export class FakeChannel {
   leg: Leg | null = null;
   #vars = new Map<string, string>();
   #current: { playback: Playback; complete: (broken: boolean) => void } | null = null;
+  /** `record` applications run: the path, and what they wrote. */
+  readonly recordings: Array<{ path: string; args: string[]; done: boolean }> = [];
+  #recording: { finish: () => void } | null = null;
+  /** What the caller "says" into the next recording (8 kHz PCM); default 2 s of a 440 Hz tone. */
+  speech: Int16Array | null = null;
   #subscribed = false;
   #resolveReady!: () => void;
   /** Resolves once fsmrf's Endpoint has subscribed to this channel's events. */
@@ -201,6 +208,7 @@ export class FakeChannel {
       case 'uuid_break':
         if (rest[0] !== this.uuid) { apiResponse(socket, '-ERR No such channel!\n'); return; }
         this.#current?.complete(true);
+        this.#recording?.finish();
         apiResponse(socket, '+OK\n');
         return;
       case 'uuid_set_media_stats':
@@ -246,6 +254,9 @@ export class FakeChannel {
       case 'playback':
         this.#playback(socket, headers, arg);
         return;
+      case 'record':
+        this.#record(socket, headers, arg);
+        return;
       case 'hangup':
         this.#complete(socket, headers, '_none_');
         void this.hangup('NORMAL_CLEARING');
@@ -289,6 +300,34 @@ export class FakeChannel {
     else run();
   }
 
+  /**
+   * mod_dptools `record <path> [<time_limit_secs>] [<silence_thresh>] [<silence_hits>]`: runs
+   * until uuid_break (the caller pressed #), stopRecording() (silence or the limit, as FreeSWITCH
+   * would decide) or the hang-up, then writes the caller's speech to <path> as an 8 kHz WAV.
+   */
+  #record(socket: Socket, headers: Map<string, string>, arg: string): void {
+    const [path = '', ...args] = arg.split(' ');
+    const entry = { path, args, done: false };
+    this.recordings.push(entry);
+    const finish = (): void => {
+      if (entry.done) return;
+      entry.done = true;
+      this.#recording = null;
+      const pcm = this.speech ?? Int16Array.from({ length: 16_000 }, (_, i) => Math.round(6000 * Math.sin((2 * Math.PI * 440 * i) / 8000)));
+      const wav = new wavefile.WaveFile();
+      wav.fromScratch(1, 8000, '16', pcm);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, Buffer.from(wav.toBuffer()));
+      this.#complete(socket, headers, '_none_', { variable_record_ms: String(Math.round(pcm.length / 8)) });
+    };
+    this.#recording = { finish };
+  }
+
+  /** Ends the running `record` as silence or the time limit would. */
+  stopRecording(): void {
+    this.#recording?.finish();
+  }
+
   #queue: Array<() => void> = [];
 
   #next(): void {
@@ -317,6 +356,8 @@ export class FakeChannel {
     if (this.hungUp) return;
     this.hungUp = true;
     this.#current?.complete(true);
+    // A hang-up ends a recording too; what was said is in the file (mod_dptools record).
+    this.#recording?.finish();
     const socket = this.socket;
     if (socket !== null) {
       event(socket, { 'Event-Name': 'CHANNEL_HANGUP', 'Unique-ID': this.uuid, 'Hangup-Cause': cause });

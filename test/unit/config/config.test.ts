@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseTrustedPeers } from '../../../src/config.js';
 
@@ -33,8 +34,9 @@ describe('config defaults (CONTRACT)', () => {
     expect(c.drachtio).toEqual({ host: '127.0.0.1', port: 9022, secret: 'cymru' });
     expect(c.freeswitch).toEqual({
       host: '127.0.0.1', port: 8021, secret: 'ClueCon', profile: 'drachtio_mrf',
-      promptsDir: c.promptsDir, eslListen: { address: '0.0.0.0', port: 8085 }, eslAdvertisedAddress: null,
+      promptsDir: c.promptsDir, messagesDir: join(c.dataDir, 'messages'), eslListen: { address: '0.0.0.0', port: 8085 }, eslAdvertisedAddress: null,
     });
+    expect(c.mwiContacts.size).toBe(0);
     expect(c.freeswitch.promptsDir.startsWith('/')).toBe(true);
     expect(c.ivr).toEqual({ noInputTimeoutMs: 5000, interDigitTimeoutMs: 5000 });
     expect(c.shutdownGraceMs).toBe(30_000);
@@ -110,5 +112,19 @@ describe('trusted peers', () => {
   });
   it('an empty list trusts nobody', () => {
     expect(parseTrustedPeers('').contains('127.0.0.1')).toBe(false);
+  });
+});
+
+describe('MWI_CONTACTS and FREESWITCH_MESSAGES_DIR', () => {
+  it('parses mailbox@domain=contact pairs, a mailbox may have several; anything else stops the server', () => {
+    const c = loadConfig({ MWI_CONTACTS: '201@Demo.Local=sip:201@10.0.0.5:5060, 201@demo.local=sip:201-desk@10.0.0.6,290@demo.local=sip:lamp@10.0.0.7' });
+    expect([...c.mwiContacts.entries()]).toEqual([
+      ['201@demo.local', ['sip:201@10.0.0.5:5060', 'sip:201-desk@10.0.0.6']],
+      ['290@demo.local', ['sip:lamp@10.0.0.7']],
+    ]);
+    expect(() => loadConfig({ MWI_CONTACTS: '201=sip:x@y' })).toThrow(/MWI_CONTACTS/);
+    expect(() => loadConfig({ MWI_CONTACTS: '201@demo.local=http://x' })).toThrow(/MWI_CONTACTS/);
+    expect(loadConfig({ FREESWITCH_MESSAGES_DIR: '/var/lib/vmaccess/messages/' }).freeswitch.messagesDir).toBe('/var/lib/vmaccess/messages');
+    expect(() => loadConfig({ FREESWITCH_MESSAGES_DIR: 'relative/dir' })).toThrow(/FREESWITCH_MESSAGES_DIR/);
   });
 });

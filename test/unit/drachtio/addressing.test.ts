@@ -49,6 +49,7 @@ describe('addressingOf (drachtio engine)', () => {
     expect(addressingOf(request(YEALINK_VOICEMAIL_KEY))).toEqual({
       requestUser: '*97', requestHost: 'demo.local', toHost: 'demo.local',
       fromUser: '201', fromHost: 'demo.local', assertedUser: undefined, sourceAddress: '10.0.0.5',
+      fromDisplayName: 'Alice Example', requestUri: 'sip:*97@demo.local;transport=UDP', diversion: [], historyInfo: [],
     });
   });
 
@@ -56,11 +57,19 @@ describe('addressingOf (drachtio engine)', () => {
     expect(addressingOf(request(PBX_WITH_PAI, '192.0.2.10'))).toEqual({
       requestUser: '+15550100', requestHost: 'pbx.example.net', toHost: 'demo.local',
       fromUser: 'anonymous', fromHost: 'anonymous.invalid', assertedUser: '202', sourceAddress: '192.0.2.10',
+      fromDisplayName: undefined, requestUri: 'sip:+15550100@pbx.example.net', diversion: [], historyInfo: [],
     });
   });
 
   it('treats an unparseable P-Asserted-Identity as absent, not as an error', () => {
     const broken = PBX_WITH_PAI.replace('P-Asserted-Identity: "Bob Rogers" <sip:202@demo.local>', 'P-Asserted-Identity: garbage');
     expect(addressingOf(request(broken)).assertedUser).toBeUndefined();
+  });
+
+  it('hands on Diversion and History-Info of a redirected call as received', () => {
+    const redirected = YEALINK_VOICEMAIL_KEY.replace('Max-Forwards: 70', 'Max-Forwards: 70\nDiversion: <sip:202@demo.local>;reason=no-answer\nHistory-Info: <sip:202@demo.local>;index=1');
+    const a = addressingOf(request(redirected));
+    expect(a.diversion).toEqual(['<sip:202@demo.local>;reason=no-answer']);
+    expect(a.historyInfo).toEqual(['<sip:202@demo.local>;index=1']);
   });
 });

@@ -1,9 +1,9 @@
 import { initialState, step } from '../../../src/ivr/machine.js';
 import {
   DEFAULT_IVR_SETTINGS, type Digit, type Entry, type IvrCommand, type IvrEvent, type IvrSettings, type IvrState,
-  type TimerName,
+  type MessageSummary, type PlayItem, type TimerName,
 } from '../../../src/ivr/types.js';
-import type { PromptId, RejectionReason } from '../../../src/ivr/prompts.js';
+import type { RejectionReason } from '../../../src/ivr/prompts.js';
 
 /**
  * Drives the pure machine the way the session runner does, remembering the ids it handed out,
@@ -84,8 +84,20 @@ export class Harness {
     return this.send({ type: 'transferResult', requestId: this.pending().requestId, result });
   }
 
+  answerMessages(result: 'ok' | 'unavailable', messages: readonly MessageSummary[] = []): readonly IvrCommand[] {
+    return this.send({ type: 'messagesListed', requestId: this.pending().requestId, result, messages });
+  }
+
+  answerUpdate(result: 'ok' | 'unavailable'): readonly IvrCommand[] {
+    return this.send({ type: 'messageUpdated', requestId: this.pending().requestId, result });
+  }
+
+  answerRecording(result: 'saved' | 'tooShort' | 'unavailable'): readonly IvrCommand[] {
+    return this.send({ type: 'recordingStopped', requestId: this.pending().requestId, result });
+  }
+
   /** Prompts of the most recent play command among the last commands, or null. */
-  lastPlayed(): readonly PromptId[] | null {
+  lastPlayed(): readonly PlayItem[] | null {
     const plays = this.last.filter((c) => c.type === 'play');
     const p = plays[plays.length - 1];
     return p?.type === 'play' ? p.prompts : null;

@@ -9,14 +9,21 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { initialState, step } from '../../../src/ivr/machine.js';
 import {
-  DEFAULT_IVR_SETTINGS, DIGITS, type Entry, type IvrEvent, type IvrState, type Phase, type TimerName,
+  DEFAULT_IVR_SETTINGS, DIGITS, type Entry, type IvrEvent, type IvrState, type MessageSummary, type Phase, type TimerName,
 } from '../../../src/ivr/types.js';
+
+const at = { month: 3, day: 4, hour: 14, minute: 5 };
+const MESSAGES: MessageSummary[] = [
+  { id: '2', audioKey: `${'b'.repeat(32)}.wav`, caller: '5551234', state: 'new', receivedAt: at },
+  { id: '1', audioKey: `${'a'.repeat(32)}.wav`, caller: '', state: 'saved', receivedAt: at },
+];
 
 const ENTRIES: Entry[] = [
   { kind: 'ownMailbox', mailbox: '201', firstTimeSetup: false },
   { kind: 'ownMailbox', mailbox: '203', firstTimeSetup: true },
   { kind: 'accountNumber' },
   { kind: 'autoAttendant', options: [{ digit: '9', action: 'voicemailLogin' }, { digit: '0', action: 'transfer', target: '201' }] },
+  { kind: 'deposit', mailbox: '201' },
 ];
 const TIMERS: TimerName[] = ['noInput', 'interDigit', 'goodbyeGuard'];
 const OUTCOMES = ['ok', 'rejected', 'unavailable'] as const;
@@ -28,6 +35,9 @@ type Abstract =
   | { k: 'timer'; timer: TimerName; fresh: boolean }
   | { k: 'login' | 'check' | 'change'; outcome: (typeof OUTCOMES)[number]; fresh: boolean; mustChange: boolean }
   | { k: 'transfer'; ok: boolean; fresh: boolean }
+  | { k: 'listed'; ok: boolean; count: 0 | 1 | 2; fresh: boolean }
+  | { k: 'updated'; ok: boolean; fresh: boolean }
+  | { k: 'recorded'; result: 'saved' | 'tooShort' | 'unavailable'; fresh: boolean }
   | { k: 'hangup' };
 
 function concretise(a: Abstract, s: IvrState): IvrEvent {
@@ -51,6 +61,16 @@ function concretise(a: Abstract, s: IvrState): IvrEvent {
       const requestId = a.fresh && s.awaiting !== null ? s.awaiting : stale;
       return { type: 'transferResult', requestId, result: a.ok ? 'ok' : 'failed' };
     }
+    case 'listed':
+    case 'updated':
+    case 'recorded': {
+      const requestId = a.fresh && s.awaiting !== null ? s.awaiting : stale;
+      if (a.k === 'listed') {
+        return a.ok ? { type: 'messagesListed', requestId, result: 'ok', messages: MESSAGES.slice(0, a.count) } : { type: 'messagesListed', requestId, result: 'unavailable' };
+      }
+      if (a.k === 'updated') return { type: 'messageUpdated', requestId, result: a.ok ? 'ok' : 'unavailable' };
+      return { type: 'recordingStopped', requestId, result: a.result };
+    }
     case 'hangup': return { type: 'hangup' };
   }
 }
@@ -67,6 +87,17 @@ const abstractEvent: fc.Arbitrary<Abstract> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ ok: fc.boolean(), fresh: fc.boolean() }).map((r) => ({ k: 'transfer' as const, ...r })) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ ok: fc.boolean(), count: fc.constantFrom(0 as const, 1 as const, 2 as const), fresh: fc.boolean() })
+      .map((r) => ({ k: 'listed' as const, ...r })),
+  },
+  { weight: 1, arbitrary: fc.record({ ok: fc.boolean(), fresh: fc.boolean() }).map((r) => ({ k: 'updated' as const, ...r })) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ result: fc.constantFrom('saved' as const, 'tooShort' as const, 'unavailable' as const), fresh: fc.boolean() })
+      .map((r) => ({ k: 'recorded' as const, ...r })),
+  },
   { weight: 1, arbitrary: fc.constant({ k: 'hangup' as const }) },
 );
 
@@ -83,7 +114,9 @@ function observe(ghost: Ghost, before: IvrState, event: IvrEvent): void {
   }
 }
 
-const AUTHENTICATED_PHASES: ReadonlySet<Phase> = new Set(['mainMenu']);
+const AUTHENTICATED_PHASES: ReadonlySet<Phase> = new Set(['mainMenu', 'listingMessages', 'messageMenu', 'updatingMessage']);
+/** Commands that read or change a mailbox's messages: only after a login. */
+const MESSAGE_COMMANDS: ReadonlySet<string> = new Set(['listMessages', 'deleteMessage', 'saveMessage', 'markHeard']);
 
 describe('IVR safety properties', () => {
   it('no random digit/timer/answer stream reaches the main menu without a successful verify', () => {
@@ -100,6 +133,11 @@ describe('IVR safety properties', () => {
           if (t.commands.some((c) => c.type === 'hangup')) ghost.hungUp = true;
           s = t.state;
           const allowedIn = ghost.verifiedOk || (entry.kind === 'ownMailbox' && entry.firstTimeSetup && ghost.firstTimeSaved);
+          // Messages are listened to, saved and deleted only after a login; a deposit never logs in.
+          if (t.commands.some((c) => MESSAGE_COMMANDS.has(c.type))) expect(allowedIn).toBe(true);
+          if (entry.kind === 'deposit') expect(s.authenticated).toBe(false);
+          // Only a deposit call records, and only for its own mailbox.
+          for (const c of t.commands) if (c.type === 'startRecording') expect(entry).toEqual({ kind: 'deposit', mailbox: c.mailbox });
           if (AUTHENTICATED_PHASES.has(s.phase) || s.authenticated) expect(allowedIn).toBe(true);
           // An untrusted/unknown caller never gets first-time setup: that needs a trusted entry.
           if (s.changeMode === 'firstTime') expect(entry.kind === 'ownMailbox' && entry.firstTimeSetup).toBe(true);
@@ -160,20 +198,23 @@ describe('IVR safety properties', () => {
 
 function labelOf(e: IvrEvent): string {
   switch (e.type) {
-    case 'digit': return /[0-9]/.test(e.digit) ? (['1', '2', '9', '0'].includes(e.digit) ? `key ${e.digit}` : 'key other-digit') : `key ${e.digit}`;
+    case 'digit': return /[0-9]/.test(e.digit) ? (['1', '2', '4', '6', '7', '9', '0'].includes(e.digit) ? `key ${e.digit}` : 'key other-digit') : `key ${e.digit}`;
     case 'promptFinished': return 'promptFinished';
     case 'timerFired': return `timer ${e.timer}`;
     case 'loginResult': return `login ${e.result}${e.mustChange === true ? ' mustChange' : ''}`;
     case 'checkResult':
     case 'changeResult': return `${e.type === 'checkResult' ? 'check' : 'change'} ${e.result}`;
     case 'transferResult': return `transfer ${e.result}`;
+    case 'messagesListed': return `listed ${e.result}${e.result === 'ok' ? ` ${e.messages?.length ?? 0}` : ''}`;
+    case 'messageUpdated': return `updated ${e.result}`;
+    case 'recordingStopped': return `recorded ${e.result}`;
     default: return e.type;
   }
 }
 
 function alphabet(s: IvrState): IvrEvent[] {
   const events: IvrEvent[] = [];
-  for (const digit of ['1', '2', '5', '9', '0', '*', '#', 'A'] as const) events.push({ type: 'digit', digit });
+  for (const digit of ['1', '2', '4', '5', '6', '7', '9', '0', '*', '#', 'A'] as const) events.push({ type: 'digit', digit });
   if (s.playing !== null) events.push({ type: 'promptFinished', playId: s.playing });
   for (const timer of TIMERS) {
     const id = s.timers[timer];
@@ -189,6 +230,10 @@ function alphabet(s: IvrState): IvrEvent[] {
     events.push({ type: 'loginResult', requestId: s.awaiting, result: 'ok', mustChange: true });
     events.push({ type: 'transferResult', requestId: s.awaiting, result: 'ok' });
     events.push({ type: 'transferResult', requestId: s.awaiting, result: 'failed' });
+    for (const count of [0, 1, 2]) events.push({ type: 'messagesListed', requestId: s.awaiting, result: 'ok', messages: MESSAGES.slice(0, count) });
+    events.push({ type: 'messagesListed', requestId: s.awaiting, result: 'unavailable' });
+    for (const result of ['ok', 'unavailable'] as const) events.push({ type: 'messageUpdated', requestId: s.awaiting, result });
+    for (const result of ['saved', 'tooShort', 'unavailable'] as const) events.push({ type: 'recordingStopped', requestId: s.awaiting, result });
   }
   events.push({ type: 'hangup' });
   return events;
@@ -199,6 +244,7 @@ function keyOf(s: IvrState): string {
     s.phase, s.entry?.kind, s.entry?.kind === 'ownMailbox' && s.entry.firstTimeSetup, s.changeMode, s.authenticated,
     s.loginAttempts, s.changeAttempts, s.invalidOptions, s.noInputCount, Math.min(s.entryBuffer.length, 2),
     s.playing !== null, s.awaiting !== null, Object.keys(s.timers).sort(), s.typeAhead.length, s.mailbox !== null,
+    s.messages?.map((m) => m.state), s.messageIndex, s.messageAction,
   ]);
 }
 
@@ -233,6 +279,7 @@ describe('IVR transition table (exhaustive exploration)', () => {
     const all: Phase[] = [
       'autoAttendantMenu', 'enterAccountNumber', 'enterAccessCode', 'verifying', 'mainMenu', 'enterNewAccessCode',
       'checkingNewAccessCode', 'reenterNewAccessCode', 'savingAccessCode', 'transferring', 'goodbye', 'ended',
+      'greeting', 'recording', 'listingMessages', 'messageMenu', 'updatingMessage',
     ];
     expect([...phases].sort()).toEqual([...all].sort());
   });

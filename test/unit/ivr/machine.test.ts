@@ -256,6 +256,8 @@ describe('main menu', () => {
   it('1: no messages, then the menu again', () => {
     const h = loggedIn();
     h.press('1');
+    expect(h.lastOf('listMessages')).toMatchObject({ mailbox: '201' });
+    h.answerMessages('ok', []);
     expect(h.state.phase).toBe('mainMenu');
     expect(h.lastPlayed()).toEqual(['no-messages', 'main-menu']);
   });
@@ -283,6 +285,7 @@ describe('main menu', () => {
     const h = loggedIn();
     h.press('5');
     h.press('1');
+    h.answerMessages('ok', []);
     expect(h.state.invalidOptions).toBe(0);
   });
 });

@@ -4,22 +4,32 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../../src/log.js';
-import type { PromptId } from '../../../src/ivr/prompts.js';
-import { DEFAULT_IVR_SETTINGS } from '../../../src/ivr/types.js';
-import type { CallControl } from '../../../src/telephony/call-control.js';
-import { CallSession, KEY_BURST, KEY_RATE_PER_S, type AccessCodeOperations } from '../../../src/telephony/session.js';
+import { DEFAULT_IVR_SETTINGS, type PlayItem } from '../../../src/ivr/types.js';
+import type { CallControl, RecordedAudio, Recording, RecordingLimits } from '../../../src/telephony/call-control.js';
+import {
+  CallSession, KEY_BURST, KEY_RATE_PER_S, localTime, type AccessCodeOperations, type MessageOperations,
+} from '../../../src/telephony/session.js';
+import type { Deposit, StoredMessage } from '../../../src/messages/message-service.js';
 import { Metrics } from '../../../src/metrics/metrics.js';
 
 class FakeCall implements CallControl {
   readonly callId = 'fake-call-1';
-  plays: Array<readonly PromptId[]> = [];
+  plays: Array<readonly PlayItem[]> = [];
+  recordings: Array<{ limits: RecordingLimits; stopped: number; end: (audio: RecordedAudio | null) => void }> = [];
   stops = 0;
   hangups = 0;
   transfers: string[] = [];
   transferAnswer = true;
   private finish: (() => void) | null = null;
 
-  play(prompts: readonly PromptId[], onFinished: () => void): void {
+  record(limits: RecordingLimits): Recording {
+    let end!: (audio: RecordedAudio | null) => void;
+    const done = new Promise<RecordedAudio | null>((resolve) => { end = resolve; });
+    const entry = { limits, stopped: 0, end };
+    this.recordings.push(entry);
+    return { stop: () => { entry.stopped += 1; }, done };
+  }
+  play(prompts: readonly PlayItem[], onFinished: () => void): void {
     this.plays.push(prompts);
     this.finish = onFinished;
   }
@@ -40,7 +50,7 @@ class FakeCall implements CallControl {
     this.finish = null;
     f?.();
   }
-  lastPlay(): readonly PromptId[] | undefined {
+  lastPlay(): readonly PlayItem[] | undefined {
     return this.plays[this.plays.length - 1];
   }
 }
@@ -62,9 +72,28 @@ function operations(overrides: Partial<AccessCodeOperations> = {}): AccessCodeOp
   };
 }
 
-function session(call: FakeCall, ops: AccessCodeOperations, entry = { kind: 'ownMailbox' as const, mailbox: '201', firstTimeSetup: false }): CallSession {
+function messageOps(stored: StoredMessage[] = []): MessageOperations & { deposits: Deposit[]; calls: string[] } {
+  const deposits: Deposit[] = [];
+  const calls: string[] = [];
+  return {
+    deposits, calls,
+    list: async () => stored,
+    deposit: async (d) => {
+      deposits.push(d);
+      return d.durationMs < 1000 ? { result: 'tooShort' } : { result: 'saved', id: '1' };
+    },
+    markSaved: async (_d, m, id) => { calls.push(`saved ${m} ${id}`); return true; },
+    delete: async (_d, m, id, ctx) => { calls.push(`delete ${m} ${id} ${ctx.actor}`); return true; },
+  };
+}
+
+function session(
+  call: FakeCall, ops: AccessCodeOperations, entry = { kind: 'ownMailbox' as const, mailbox: '201', firstTimeSetup: false },
+  messages: MessageOperations = messageOps(),
+): CallSession {
   return new CallSession({
-    call, domain: 'demo.local', entry, settings: DEFAULT_IVR_SETTINGS, accessCodes: ops, actor: '201@demo.local', logger: silentLogger,
+    call, domain: 'demo.local', entry, settings: DEFAULT_IVR_SETTINGS, accessCodes: ops, messages,
+    caller: { number: '5551234', name: 'Pat' }, actor: '201@demo.local', logger: silentLogger,
   });
 }
 
@@ -164,7 +193,7 @@ describe('CallSession', () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const s = new CallSession({
       call, domain: 'demo.local', entry: { kind: 'accountNumber' }, settings: DEFAULT_IVR_SETTINGS,
-      accessCodes: operations(), actor: 'x', logger: silentLogger, metrics,
+      accessCodes: operations(), messages: messageOps(), caller: { number: '', name: null }, actor: 'x', logger: silentLogger, metrics,
     });
     s.start();
     for (let i = 0; i < KEY_BURST + 5; i++) s.digit('1', 'rfc4733');
@@ -176,5 +205,73 @@ describe('CallSession', () => {
     expect(await count('vmaccess_dtmf_total')).toBe(KEY_BURST + KEY_RATE_PER_S / 2);
     expect(await count('vmaccess_dtmf_dropped_total')).toBe(6);
     s.remoteHangup('bye');
+  });
+
+  it('deposit: greeting, then the recording is stored with the caller ID, then "recorded" and goodbye', async () => {
+    const call = new FakeCall();
+    const msgs = messageOps();
+    const s = session(call, operations(), { kind: 'deposit', mailbox: '201' } as never, msgs);
+    s.start();
+    expect(call.lastPlay()).toContain('person-at-extension');
+    call.endPrompt();
+    expect(call.recordings).toHaveLength(1);
+    expect(call.recordings[0]!.limits).toEqual({ maxMs: 180_000, silenceMs: 5_000 });
+    s.digit('#', 'rfc4733');
+    expect(call.recordings[0]!.stopped).toBe(1);
+    call.recordings[0]!.end({ wav: Buffer.from('RIFF'), durationMs: 2500 });
+    await flush();
+    expect(msgs.deposits).toEqual([{ domain: 'demo.local', mailbox: '201', caller: '5551234', callerName: 'Pat', wav: Buffer.from('RIFF'), durationMs: 2500 }]);
+    expect(call.lastPlay()).toEqual(['message-recorded', 'goodbye']);
+  });
+
+  it('a caller who hangs up while recording still leaves the message, and the call ends after it is stored', async () => {
+    const call = new FakeCall();
+    const msgs = messageOps();
+    const s = session(call, operations(), { kind: 'deposit', mailbox: '201' } as never, msgs);
+    let ended = false;
+    void s.ended.then(() => { ended = true; });
+    s.start();
+    call.endPrompt();
+    s.remoteHangup('bye');
+    expect(call.recordings[0]!.stopped).toBe(1);
+    await flush();
+    expect(ended).toBe(false); // still storing
+    call.recordings[0]!.end({ wav: Buffer.from('RIFF'), durationMs: 4000 });
+    await flush();
+    expect(msgs.deposits).toHaveLength(1);
+    expect(ended).toBe(true);
+  });
+
+  it('listening: lists through the message operations, marks a played message heard, deletes with the call context', async () => {
+    const call = new FakeCall();
+    const stored: StoredMessage[] = [{ id: '7', caller: '5551234', callerName: null, receivedAt: new Date('2026-03-04T14:05:00Z'), durationMs: 3000, state: 'new', audioKey: 'a'.repeat(32) + '.wav' }];
+    const msgs = messageOps(stored);
+    const s = new CallSession({
+      call, domain: 'demo.local', entry: { kind: 'ownMailbox', mailbox: '201', firstTimeSetup: false }, settings: DEFAULT_IVR_SETTINGS,
+      accessCodes: operations(), messages: msgs, caller: { number: '201', name: null }, timeZone: 'UTC', actor: '201@demo.local', logger: silentLogger,
+    });
+    s.start();
+    for (const k of '4826#') s.digit(k as never, 'rfc4733');
+    await flush();
+    s.digit('1', 'rfc4733');
+    await flush();
+    const played = call.lastPlay()!;
+    expect(played.slice(0, 4)).toEqual(['you-have', 'num-1', 'new-message', 'message-received']);
+    expect(played).toContainEqual({ audio: 'a'.repeat(32) + '.wav' });
+    expect(played).toEqual(expect.arrayContaining(['month-3', 'num-4', 'num-14', 'num-oh', 'num-5']));
+    call.endPrompt();
+    await flush();
+    expect(msgs.calls).toEqual(['saved 201 7']);
+    s.digit('7', 'rfc4733');
+    await flush();
+    expect(msgs.calls).toEqual(['saved 201 7', 'delete 201 7 201@demo.local']);
+    expect(call.lastPlay()).toEqual(['message-deleted', 'no-more-messages', 'main-menu']);
+    s.remoteHangup('bye');
+  });
+
+  it('localTime speaks the time in the given zone, 24-hour', () => {
+    expect(localTime(new Date('2026-12-31T23:59:00Z'), 'UTC')).toEqual({ month: 12, day: 31, hour: 23, minute: 59 });
+    expect(localTime(new Date('2026-12-31T23:59:00Z'), 'Europe/Berlin')).toEqual({ month: 1, day: 1, hour: 0, minute: 59 });
+    expect(localTime(new Date('2026-06-01T00:00:00Z'), 'UTC')).toEqual({ month: 6, day: 1, hour: 0, minute: 0 });
   });
 });

@@ -4,11 +4,10 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import wavefile from 'wavefile';
+import { decodePcmWav, WavFormatError } from '../../../messages/wav.js';
 import {
   AUDIO_CODECS,
   FRAME_MS,
-  SAMPLE_RATE,
   SAMPLES_PER_FRAME,
   SILENCE_BYTE,
   encodeG711,
@@ -37,8 +36,6 @@ interface EncodedPrompt {
 }
 
 const WAV_EXTENSION = /\.wav$/i;
-/** WAVE_FORMAT_PCM and WAVE_FORMAT_EXTENSIBLE (whose 16-bit integer subformat is still PCM). */
-const PCM_FORMAT_TAGS = new Set([1, 0xfffe]);
 
 export class PromptLibrary {
   private constructor(private readonly prompts: ReadonlyMap<string, EncodedPrompt>) {}
@@ -103,34 +100,28 @@ export class PromptLibrary {
 }
 
 function decodeWav(path: string, bytes: Buffer): Int16Array {
-  let wav: InstanceType<typeof wavefile.WaveFile>;
   try {
-    wav = new wavefile.WaveFile(bytes);
+    return decodePcmWav(bytes);
   } catch (error) {
-    throw new PromptFormatError(path, `not a readable WAV file (${(error as Error).message})`);
+    if (error instanceof WavFormatError) throw new PromptFormatError(path, error.reason);
+    throw error;
   }
-  const fmt = wav.fmt as { audioFormat: number; numChannels: number; sampleRate: number; bitsPerSample: number };
-  if (!PCM_FORMAT_TAGS.has(fmt.audioFormat) || wav.bitDepth !== '16') {
-    throw new PromptFormatError(path, `format tag ${fmt.audioFormat}, ${wav.bitDepth} bits is not 16-bit PCM`);
-  }
-  if (fmt.numChannels !== 1) throw new PromptFormatError(path, `${fmt.numChannels} channels`);
-  if (fmt.sampleRate !== SAMPLE_RATE) throw new PromptFormatError(path, `${fmt.sampleRate} Hz`);
-  const samples = wav.getSamples(false, Int16Array) as unknown as Int16Array;
-  if (samples.length === 0) throw new PromptFormatError(path, 'no audio samples');
-  return samples;
+}
+
+/** `pcm` as 20 ms frames of `codec`, the last one padded with silence; views into one buffer. */
+export function pcmFrames(codec: AudioCodec, pcm: Int16Array): Buffer[] {
+  const frameCount = Math.ceil(pcm.length / SAMPLES_PER_FRAME);
+  const all = Buffer.alloc(frameCount * SAMPLES_PER_FRAME, SILENCE_BYTE[codec]);
+  encodeG711(codec, pcm).copy(all, 0);
+  const views: Buffer[] = [];
+  for (let i = 0; i < frameCount; i++) views.push(all.subarray(i * SAMPLES_PER_FRAME, (i + 1) * SAMPLES_PER_FRAME));
+  return views;
 }
 
 function encodePrompt(id: string, pcm: Int16Array): EncodedPrompt {
   if (pcm.length === 0) throw new PromptFormatError(id, 'no audio samples');
-  const frameCount = Math.ceil(pcm.length / SAMPLES_PER_FRAME);
   const frames = {} as Record<AudioCodec, readonly Buffer[]>;
-  for (const codec of AUDIO_CODECS) {
-    // One contiguous buffer per prompt and codec; frames are views into it.
-    const all = Buffer.alloc(frameCount * SAMPLES_PER_FRAME, SILENCE_BYTE[codec]);
-    encodeG711(codec, pcm).copy(all, 0);
-    const views: Buffer[] = [];
-    for (let i = 0; i < frameCount; i++) views.push(all.subarray(i * SAMPLES_PER_FRAME, (i + 1) * SAMPLES_PER_FRAME));
-    frames[codec] = Object.freeze(views);
-  }
-  return { frames, durationMs: frameCount * FRAME_MS };
+  // One contiguous buffer per prompt and codec; frames are views into it.
+  for (const codec of AUDIO_CODECS) frames[codec] = Object.freeze(pcmFrames(codec, pcm));
+  return { frames, durationMs: Math.ceil(pcm.length / SAMPLES_PER_FRAME) * FRAME_MS };
 }
