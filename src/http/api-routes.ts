@@ -231,6 +231,72 @@ export function registerApi(app: FastifyInstance, portal: PortalService, opts: {
     });
   }
 
+  const messageParams = {
+    type: 'object',
+    properties: { ...mailboxParams.properties, id: { type: 'string', pattern: '^[0-9]{1,18}$' } },
+    required: ['domain', 'mailbox', 'id'],
+  } as const;
+  const messageSchema = {
+    type: 'object',
+    properties: {
+      id: { type: 'string' }, caller: { type: 'string' }, callerName: { type: ['string', 'null'] },
+      receivedAt: { type: 'string', format: 'date-time' }, durationMs: { type: 'integer' }, state: { type: 'string', enum: ['new', 'saved'] },
+    },
+  } as const;
+
+  app.get('/api/domains/:domain/mailboxes/:mailbox/messages', {
+    schema: {
+      summary: 'A mailbox\'s messages, newest first (caller, time, duration, new/saved)', security, params: mailboxParams,
+      response: { 200: { type: 'array', items: messageSchema }, 401: errorSchema, 403: errorSchema, 404: errorSchema, 503: errorSchema },
+    },
+  }, async (req, reply) => {
+    try {
+      const { domain, mailbox } = req.params as { domain: string; mailbox: string };
+      return reply.header('cache-control', 'no-store').send(await portal.listMessages(await actorOf(req), domain, mailbox));
+    } catch (err) {
+      return sendPortalError(reply, err);
+    }
+  });
+
+  app.get('/api/domains/:domain/mailboxes/:mailbox/messages/:id/audio', {
+    schema: {
+      summary: 'A message\'s audio: audio/wav, 8 kHz mono 16-bit PCM', security, params: messageParams,
+      response: { 401: errorSchema, 403: errorSchema, 404: errorSchema, 503: errorSchema },
+    },
+  }, async (req, reply) => {
+    try {
+      const { domain, mailbox, id } = req.params as { domain: string; mailbox: string; id: string };
+      const wav = await portal.messageAudio(await actorOf(req), domain, mailbox, id);
+      return reply.type('audio/wav').header('cache-control', 'no-store').header('content-disposition', `inline; filename="message-${id}.wav"`).send(wav);
+    } catch (err) {
+      return sendPortalError(reply, err);
+    }
+  });
+
+  app.post('/api/domains/:domain/mailboxes/:mailbox/messages/:id/save', {
+    schema: { summary: 'Mark a message saved (heard)', security, params: messageParams, response: { 204: { type: 'null' }, 401: errorSchema, 403: errorSchema, 404: errorSchema, 503: errorSchema } },
+  }, async (req, reply) => {
+    try {
+      const { domain, mailbox, id } = req.params as { domain: string; mailbox: string; id: string };
+      await portal.saveMessage(await actorOf(req), domain, mailbox, id);
+      return reply.code(204).send();
+    } catch (err) {
+      return sendPortalError(reply, err);
+    }
+  });
+
+  app.delete('/api/domains/:domain/mailboxes/:mailbox/messages/:id', {
+    schema: { summary: 'Delete a message for good (audited as message_deleted)', security, params: messageParams, response: { 204: { type: 'null' }, 401: errorSchema, 403: errorSchema, 404: errorSchema, 503: errorSchema } },
+  }, async (req, reply) => {
+    try {
+      const { domain, mailbox, id } = req.params as { domain: string; mailbox: string; id: string };
+      await portal.deleteMessage(await actorOf(req), domain, mailbox, id);
+      return reply.code(204).send();
+    } catch (err) {
+      return sendPortalError(reply, err);
+    }
+  });
+
   app.get('/api/domains/:domain/audit', {
     schema: {
       summary: 'Audit events of the mailboxes the caller may see, oldest first', security, params: domainParams,

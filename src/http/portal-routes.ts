@@ -100,8 +100,39 @@ export function registerPortal(app: FastifyInstance, portal: PortalService, opts
       ? (await portal.mailboxes(p.actor, p.domain)).find((m) => p.actor.principal.kind === 'user' && m.owner?.extension === p.actor.principal.extension)
       : undefined;
     const fresh = p.actor.principal.kind === 'user' && p.actor.principal.fresh;
-    return html(reply, status, myVoicemailPage(p.user, own, fresh, n));
+    const messages = own === undefined ? [] : await portal.listMessages(p.actor, p.domain, own.number).catch(() => []);
+    return html(reply, status, myVoicemailPage(p.user, own, fresh, n, messages));
   };
+
+  // One's own messages: listen (the audio element fetches it with the session cookie), save, delete.
+  const messageParams = { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9]{1,18}$' } }, required: ['id'] } as const;
+  app.get('/portal/my/messages/:id/audio', { schema: { hide: true, params: messageParams } }, async (req, reply) => {
+    try {
+      const actor = await actorOf(req);
+      if (actor.principal.kind !== 'user') return reply.code(404).send();
+      const { id } = req.params as { id: string };
+      const wav = await portal.messageAudio(actor, actor.principal.domain, actor.principal.extension, id);
+      return reply.type('audio/wav').header('cache-control', 'no-store').send(wav);
+    } catch (err) {
+      return reply.code(err instanceof PortalError ? err.status : 500).send();
+    }
+  });
+  for (const action of ['save', 'delete'] as const) {
+    app.post(`/portal/my/messages/:id/${action}`, { schema: { hide: true, params: messageParams } }, async (req, reply) => {
+      try {
+        const actor = await actorOf(req);
+        if (actor.principal.kind !== 'user') return myPage(req, reply, 403, { kind: 'error', text: 'Operators have no mailbox.' });
+        const { id } = req.params as { id: string };
+        const { domain, extension } = actor.principal;
+        if (action === 'save') await portal.saveMessage(actor, domain, extension, id);
+        else await portal.deleteMessage(actor, domain, extension, id);
+        return myPage(req, reply, 200, { kind: 'ok', text: action === 'save' ? 'Message saved.' : 'Message deleted.' });
+      } catch (err) {
+        if (err instanceof PortalError && err.status === 401) return reply.redirect('/portal/login', 303);
+        return myPage(req, reply, err instanceof PortalError ? err.status : 500, explain(err));
+      }
+    });
+  }
 
   app.get('/portal', { schema: { hide: true } }, async (req, reply) => myPage(req, reply, 200));
 

@@ -4,6 +4,7 @@
  * session's CSRF token.
  */
 import type { MailboxSummary } from '../store/accounts.js';
+import type { MessageView } from './portal-service.js';
 
 export function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -72,7 +73,27 @@ ${opts.error !== undefined ? notice({ kind: 'error', text: opts.error }) : ''}
 </form>`);
 }
 
-export function myVoicemailPage(user: PageUser, mailbox: MailboxSummary | undefined, fresh: boolean, n?: Notice): string {
+function messagesSection(user: PageUser, messages: readonly MessageView[]): string {
+  if (messages.length === 0) return '<h3>Messages</h3><p>No messages.</p>';
+  const csrf = `<input type="hidden" name="csrf" value="${escapeHtml(user.csrfToken)}">`;
+  const rows = messages.map((m) => {
+    const id = escapeHtml(m.id);
+    const from = m.caller === '' ? 'unknown caller' : m.caller;
+    return `<tr>
+      <td>${m.state === 'new' ? '<strong>new</strong>' : 'saved'}</td>
+      <td><time datetime="${escapeHtml(m.receivedAt)}">${escapeHtml(m.receivedAt.replace('T', ' ').slice(0, 16))} UTC</time></td>
+      <td>${escapeHtml(from)}${m.callerName === null ? '' : ` (${escapeHtml(m.callerName)})`}</td>
+      <td>${Math.round(m.durationMs / 1000)} s</td>
+      <td><audio controls preload="none" src="/portal/my/messages/${id}/audio"></audio></td>
+      <td>${m.state === 'new' ? `<form class="inline" method="post" action="/portal/my/messages/${id}/save">${csrf}<button type="submit">Save</button></form> ` : ''}<form class="inline" method="post" action="/portal/my/messages/${id}/delete">${csrf}<button type="submit">Delete</button></form></td>
+    </tr>`;
+  }).join('\n');
+  return `<h3>Messages</h3>
+  <table><thead><tr><th>State</th><th>Received</th><th>From</th><th>Length</th><th>Listen</th><th></th></tr></thead>
+  <tbody>${rows}</tbody></table>`;
+}
+
+export function myVoicemailPage(user: PageUser, mailbox: MailboxSummary | undefined, fresh: boolean, n?: Notice, messages: readonly MessageView[] = []): string {
   if (mailbox === undefined) {
     return layout('My voicemail', `${notice(n)}<p>You have no mailbox.</p>`, user);
   }
@@ -81,6 +102,7 @@ ${notice(n)}
 <section aria-labelledby="mine">
   <h2 id="mine">Mailbox ${escapeHtml(mailbox.number)}</h2>
   <p>${mailbox.messages.new} new and ${mailbox.messages.saved} saved messages. ${mailbox.hasCode ? 'An access code is set.' : 'No access code yet: choose one below, or call voicemail from your phone.'}</p>
+  ${messagesSection(user, messages)}
   <h3>Change access code</h3>
   <form method="post" action="/portal/my/access-code">
     <input type="hidden" name="csrf" value="${escapeHtml(user.csrfToken)}">

@@ -10,6 +10,21 @@ import type { LoginGuard } from '../guard/login-guard.js';
 import type { Logger } from '../log.js';
 import type { AccessCodeService, CallContext } from '../mailbox/access-code-service.js';
 import type { AudioStore } from '../messages/audio-store.js';
+import type { MessageService, StoredMessage } from '../messages/message-service.js';
+
+/** A message as the API and the portal show it: no storage key. */
+export interface MessageView {
+  readonly id: string;
+  readonly caller: string;
+  readonly callerName: string | null;
+  readonly receivedAt: string;
+  readonly durationMs: number;
+  readonly state: 'new' | 'saved';
+}
+
+function messageView(m: StoredMessage): MessageView {
+  return { id: m.id, caller: m.caller, callerName: m.callerName, receivedAt: m.receivedAt.toISOString(), durationMs: m.durationMs, state: m.state };
+}
 import {
   createSession, deleteSession, findOperator, findOperatorById, findPortalUser, findPortalUserById, findSession,
   listMailboxes, operatorOfToken, type MailboxSummary,
@@ -51,7 +66,46 @@ function constantTimeEqual(a: string, b: string): boolean {
 export class PortalService {
   constructor(private readonly deps: {
     db: Database; accessCodes: AccessCodeService; guard: LoginGuard; passwords: AccessCodeHasher; audio: AudioStore; logger: Logger;
+    /** Optional only for tests of the pieces that do not touch messages. */
+    messages?: MessageService;
   }) {}
+
+  // --- messages --------------------------------------------------------------------------------
+
+  #messages(): MessageService {
+    if (this.deps.messages === undefined) throw new PortalError(503, 'unavailable', 'messages are not available');
+    return this.deps.messages;
+  }
+
+  /**
+   * A mailbox's messages, newest first (caller, time, duration, new/saved) — for whoever may
+   * list them (permissions.ts 'list_messages': the owner, and those whose role covers it).
+   */
+  async listMessages(actor: Actor, domain: string, number: string): Promise<MessageView[]> {
+    await this.#mailbox(actor, domain, number, 'list_messages');
+    const list = await this.#store(() => this.#messages().list(domain, number));
+    return list.map(messageView);
+  }
+
+  /** One message's audio (a WAV), for the same people. */
+  async messageAudio(actor: Actor, domain: string, number: string, id: string): Promise<Buffer> {
+    await this.#mailbox(actor, domain, number, 'list_messages');
+    const message = await this.#store(() => this.#messages().get(domain, number, id));
+    if (message === null) throw new PortalError(404, 'no_such_message', 'no such message');
+    return this.#store(() => this.#messages().audio(message));
+  }
+
+  /** Marks a message saved (heard); 404 when there is no such message in this mailbox. */
+  async saveMessage(actor: Actor, domain: string, number: string, id: string): Promise<void> {
+    await this.#mailbox(actor, domain, number, 'list_messages');
+    if (!(await this.#store(() => this.#messages().markSaved(domain, number, id)))) throw new PortalError(404, 'no_such_message', 'no such message');
+  }
+
+  /** Deletes a message for good (audited as message_deleted, by whom). */
+  async deleteMessage(actor: Actor, domain: string, number: string, id: string): Promise<void> {
+    await this.#mailbox(actor, domain, number, 'list_messages');
+    if (!(await this.#store(() => this.#messages().delete(domain, number, id, this.#ctx(actor))))) throw new PortalError(404, 'no_such_message', 'no such message');
+  }
 
   // --- sign-in ---------------------------------------------------------------------------------
 
@@ -259,6 +313,8 @@ export class PortalService {
     }));
     await this.deps.guard.unlock(domain.toLowerCase(), number).catch(() => undefined);
     await this.deps.audio.delete(keys).catch((err: unknown) => this.deps.logger.error({ error: describeError(err) }, 'message audio not deleted after reset/recycle'));
+    // The message-waiting light goes out (RFC 3842 NOTIFY with 0/0).
+    this.deps.messages?.changed(domain, number);
     return { messagesDeleted: confirmMessages };
   }
 

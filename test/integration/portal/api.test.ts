@@ -9,6 +9,7 @@ import { DEMO_PORTAL_PASSWORDS } from '../../../src/store/demo.js';
 import { createApiToken, setPortalPassword, upsertOperator } from '../../../src/store/accounts.js';
 import { listAuditEvents } from '../../../src/store/audit.js';
 import { describeEachDatabase } from '../store/helpers.js';
+import { encodePcmWav } from '../../../src/messages/wav.js';
 import { startTestServer, type TestServer } from '../../support/test-server.js';
 
 interface Session {
@@ -159,6 +160,47 @@ describeEachDatabase('portal HTTP API', (variant) => {
     expect((await api('POST', '/api/domains/demo.local/mailboxes/2x2/unlock', { session: alice })).status).toBe(400);
   });
 
+  it('messages: the owner lists, streams, saves and deletes; others only within their role; MWI hears of it', async () => {
+    const messages = t.server.core.messages;
+    const changed: string[] = [];
+    messages.on('changed', (d: string, m: string) => changed.push(`${m}@${d}`));
+    const wav = encodePcmWav(new Int16Array(12_000).fill(900));
+    const left = await messages.deposit({ domain: 'demo.local', mailbox: '202', caller: '5551234', callerName: 'Pat', wav, durationMs: 1500 });
+    expect(left.result).toBe('saved');
+    const bob = await signIn('202', DEMO_PORTAL_PASSWORDS['202']);
+    const list = await api('GET', '/api/domains/demo.local/mailboxes/202/messages', { session: bob });
+    expect(list.status).toBe(200);
+    expect(list.body).toEqual([{ id: left.id, caller: '5551234', callerName: 'Pat', receivedAt: expect.any(String), durationMs: 1500, state: 'new' }]);
+    const audio = await fetch(`${base}/api/domains/demo.local/mailboxes/202/messages/${left.id}/audio`, { headers: { cookie: bob.cookie } });
+    expect(audio.status).toBe(200);
+    expect(audio.headers.get('content-type')).toBe('audio/wav');
+    expect(Buffer.from(await audio.arrayBuffer())).toEqual(wav);
+    // A basic user sees nobody else's messages; the office manager (201) and the operator do.
+    expect((await api('GET', '/api/domains/demo.local/mailboxes/201/messages', { session: bob })).status).toBe(403);
+    const alice = await signIn('201', DEMO_PORTAL_PASSWORDS['201']);
+    expect((await api('GET', '/api/domains/demo.local/mailboxes/202/messages', { session: alice })).status).toBe(200);
+    expect((await api('GET', '/api/domains/other.local/mailboxes/201/messages', { session: alice })).status).toBe(403);
+    expect((await api('GET', '/api/domains/demo.local/mailboxes/202/messages', { token: operatorToken })).status).toBe(200);
+    // The portal page lists it with a player and the buttons; the player's URL streams it.
+    const page = await (await fetch(`${base}/portal`, { headers: { cookie: bob.cookie } })).text();
+    expect(page).toContain(`/portal/my/messages/${left.id}/audio`);
+    expect(page).toContain('5551234 (Pat)');
+    const played = await fetch(`${base}/portal/my/messages/${left.id}/audio`, { headers: { cookie: bob.cookie } });
+    expect([played.status, played.headers.get('content-type')]).toEqual([200, 'audio/wav']);
+    expect((await fetch(`${base}/portal/my/messages/${left.id}/audio`)).status).toBe(401);
+    // Save, then delete (CSRF needed with a cookie); a message of another mailbox is not found.
+    expect((await api('POST', `/api/domains/demo.local/mailboxes/202/messages/${left.id}/save`, { session: bob, csrf: null })).status).toBe(403);
+    expect((await api('POST', `/api/domains/demo.local/mailboxes/202/messages/${left.id}/save`, { session: bob })).status).toBe(204);
+    expect(await messages.counts('demo.local', '202')).toEqual({ new: 0, saved: 1 });
+    expect((await api('DELETE', `/api/domains/demo.local/mailboxes/201/messages/${left.id}`, { session: alice })).status).toBe(404);
+    expect((await api('DELETE', `/api/domains/demo.local/mailboxes/202/messages/${left.id}`, { session: bob })).status).toBe(204);
+    expect((await api('DELETE', `/api/domains/demo.local/mailboxes/202/messages/${left.id}`, { session: bob })).status).toBe(404);
+    expect((await api('GET', `/api/domains/demo.local/mailboxes/202/messages/${left.id}/audio`, { session: bob })).status).toBe(404);
+    expect((await api('GET', '/api/domains/demo.local/mailboxes/202/messages/x1/audio', { session: bob })).status).toBe(400);
+    expect((await events('202')).at(-1)).toEqual(['message_deleted', 'portal', '202@demo.local']);
+    expect(changed.filter((c) => c === '202@demo.local')).toHaveLength(3); // deposit, save, delete
+  });
+
   it('reset shows the messages it will delete and needs that number back; then the mailbox is in first-time setup', async () => {
     const alice = await signIn('201', DEMO_PORTAL_PASSWORDS['201']);
     const db = t.server.core.db;
@@ -177,6 +219,7 @@ describeEachDatabase('portal HTTP API', (variant) => {
     for (const key of keys) await expect(t.server.core.audio.get(key)).rejects.toThrow();
     expect(await t.server.core.accessCodes.hasAccessCode('demo.local', '204')).toBe(false);
     expect((await events('204')).at(-1)).toEqual(['mailbox_reset', 'portal', '201@demo.local']);
+    expect(await t.server.core.messages.counts('demo.local', '204')).toEqual({ new: 0, saved: 0 });
   });
 
   it('recycle hands the extension to someone new: the old portal password stops working', async () => {
@@ -216,7 +259,9 @@ describeEachDatabase('portal HTTP API', (variant) => {
     expect(r.body.openapi).toBe('3.0.3');
     const paths = Object.keys(r.body.paths as object);
     for (const p of ['/api/session', '/api/domains/{domain}/mailboxes', '/api/domains/{domain}/mailboxes/{mailbox}/access-code',
-      '/api/domains/{domain}/mailboxes/{mailbox}/reset/preview', '/api/domains/{domain}/mailboxes/{mailbox}/recycle', '/api/domains/{domain}/audit']) {
+      '/api/domains/{domain}/mailboxes/{mailbox}/reset/preview', '/api/domains/{domain}/mailboxes/{mailbox}/recycle', '/api/domains/{domain}/audit',
+      '/api/domains/{domain}/mailboxes/{mailbox}/messages', '/api/domains/{domain}/mailboxes/{mailbox}/messages/{id}/audio',
+      '/api/domains/{domain}/mailboxes/{mailbox}/messages/{id}/save', '/api/domains/{domain}/mailboxes/{mailbox}/messages/{id}']) {
       expect(paths, p).toContain(p);
     }
   });
