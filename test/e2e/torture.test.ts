@@ -138,7 +138,7 @@ interface Torture {
   readonly outcome: Outcome;
 }
 
-const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY';
+const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, SUBSCRIBE';
 const DROPPED_REQUEST = 'dropped unparseable SIP message';
 const STRAY_RESPONSE = 'response matches no transaction';
 
