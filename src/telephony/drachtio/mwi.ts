@@ -433,7 +433,9 @@ export class DrachtioMwi {
 
   /**
    * An out-of-dialog NOTIFY to a configured contact ("unsolicited MWI", as PBXs send to phones
-   * that do not subscribe): the same headers and body as in a subscription, state `active`.
+   * that do not subscribe): the same headers and body as in a subscription, state `terminated`
+   * — there is no subscription behind it (RFC 6665 §8.2.3 wants the header on every NOTIFY), as
+   * the embedded engine and Asterisk's unsolicited MWI send it.
    */
   async #unsolicited(contact: string, ref: MailboxRef, counts: MailboxCounts): Promise<void> {
     const log = this.#log.child({ domain: ref.domain, mailbox: ref.mailbox, contact });
@@ -443,7 +445,7 @@ export class DrachtioMwi {
         headers: {
           From: `<${messageAccount(ref)}>`,
           Event: MESSAGE_SUMMARY_EVENT,
-          'Subscription-State': 'active',
+          'Subscription-State': 'terminated',
           'Content-Type': MESSAGE_SUMMARY_CONTENT_TYPE,
         },
         body: formatMessageSummary(counts, messageAccount(ref)),

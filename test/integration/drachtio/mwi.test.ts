@@ -218,7 +218,7 @@ describe('drachtio engine MWI against FakeDrachtioServer', () => {
     const unsolicited = await desk.notify(1);
     expect(desk.leg).toBeNull();
     expect(unsolicited.method).toBe('NOTIFY');
-    expect(notifySummary(unsolicited)).toMatchObject({ event: 'message-summary', state: 'active', type: 'application/simple-message-summary' });
+    expect(notifySummary(unsolicited)).toMatchObject({ event: 'message-summary', state: 'terminated', type: 'application/simple-message-summary' });
     expect(unsolicited.body).toBe('Messages-Waiting: yes\r\nMessage-Account: sip:201@demo.local\r\nVoice-Message: 2/1 (0/0)\r\n');
 
     await sleep(300);
