@@ -13,6 +13,7 @@ import { promptsDir } from '../../src/paths.js';
 import { listAuditEvents } from '../../src/store/audit.js';
 import { decodeG711 } from '../../src/telephony/embedded/rtp/index.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
+import { bestCorrelation } from '../support/heard.js';
 import {
   TestUa, frameEnergy, type ReceivedRtpPacket, type TestUaCodec, type TestUaOptions,
 } from '../support/test-ua.js';
@@ -56,29 +57,9 @@ async function waitForSpeech(ua: TestUa, sinceMs: number, timeoutMs: number, wha
   return found!.arrivalMs;
 }
 
-/**
- * Normalised cross-correlation of `reference[0, length)` with `received` at frame-aligned lags
- * (the server sends whole 20 ms prompt frames, so the prompt starts on a packet boundary).
- * Returns the best value over lags 0..maxLagFrames.
- */
+/** Correlation of the first `length` samples of `reference` with `received` (heard.ts align). */
 function bestFrameAlignedCorrelation(reference: Int16Array, received: Int16Array, length: number, maxLagFrames: number): number {
-  let best = -1;
-  for (let lag = 0; lag <= maxLagFrames; lag++) {
-    const offset = lag * 160;
-    if (offset + length > received.length) break;
-    let xy = 0;
-    let xx = 0;
-    let yy = 0;
-    for (let i = 0; i < length; i++) {
-      const x = reference[i]!;
-      const y = received[offset + i]!;
-      xy += x * y;
-      xx += x * x;
-      yy += y * y;
-    }
-    if (xx > 0 && yy > 0) best = Math.max(best, xy / Math.sqrt(xx * yy));
-  }
-  return best;
+  return bestCorrelation(reference.subarray(0, length), received, maxLagFrames);
 }
 
 describe('prompt audio heard by a SIP caller (embedded engine, pglite)', () => {

@@ -27,26 +27,36 @@ export function packetRms(ua: TestUa, packet: ReceivedRtpPacket): number {
 
 /**
  * Normalised cross-correlation of `reference` (whole) with `received` at frame-aligned lags (the
- * server starts every prompt on a packet boundary); the best value over lags 0..maxLagFrames.
+ * server starts every prompt and recording on a packet boundary): the best lag (in samples) and
+ * its value, over lags 0..maxLagFrames (default: as far as `received` goes). `step` samples every
+ * n-th sample, for long references.
  */
-export function bestCorrelation(reference: Int16Array, received: Int16Array, maxLagFrames: number): number {
-  let best = -1;
+export function align(
+  reference: Int16Array, received: Int16Array, maxLagFrames = Number.POSITIVE_INFINITY, step = 1,
+): { lag: number; correlation: number } {
+  let best = { lag: -1, correlation: -1 };
   for (let lag = 0; lag <= maxLagFrames; lag++) {
     const offset = lag * 160;
     if (offset + reference.length > received.length) break;
     let xy = 0;
     let xx = 0;
     let yy = 0;
-    for (let i = 0; i < reference.length; i++) {
+    for (let i = 0; i < reference.length; i += step) {
       const x = reference[i]!;
       const y = received[offset + i]!;
       xy += x * y;
       xx += x * x;
       yy += y * y;
     }
-    if (xx > 0 && yy > 0) best = Math.max(best, xy / Math.sqrt(xx * yy));
+    const c = xx > 0 && yy > 0 ? xy / Math.sqrt(xx * yy) : -1;
+    if (c > best.correlation) best = { lag: offset, correlation: c };
   }
   return best;
+}
+
+/** The best correlation of `reference` in `received` over lags 0..maxLagFrames (see align). */
+export function bestCorrelation(reference: Int16Array, received: Int16Array, maxLagFrames: number): number {
+  return align(reference, received, maxLagFrames).correlation;
 }
 
 /** Resolves with the first speech packet that arrived after `sinceMs`. */

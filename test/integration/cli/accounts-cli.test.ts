@@ -3,33 +3,16 @@
  * create` — real processes, with the password on standard input — against the store directly,
  * and through a running server (which owns the embedded store) via its admin endpoint.
  */
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config.js';
 import { createLogger } from '../../../src/log.js';
-import { packageRoot } from '../../../src/paths.js';
 import { startServer, type RunningServer } from '../../../src/server.js';
 import { createTestDataDir } from '../store/helpers.js';
 import { freeEvenPortRange, freePort } from '../../support/ports.js';
+import { runCli } from '../../support/cli.js';
 
-const BIN = join(packageRoot, 'bin', 'vmaccess.js');
 
-function run(args: string[], env: Record<string, string>, stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'warn', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin ?? '');
-  });
-}
+const run = runCli;
 
 describe('accounts from the command line', () => {
   let data: { dataDir: string; cleanup(): Promise<void> };

@@ -2,56 +2,19 @@
  * The `vmaccess` command as an operator runs it: real processes (node bin/vmaccess.js, compiled
  * by `npm test`'s build step), real exit codes and stderr lines, real signals.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packageRoot } from '../../../src/paths.js';
 import { runtimeFilePath } from '../../../src/runtime/server-runtime.js';
 import { createTestDataDir, describeEachDatabase, createPostgresTestDatabase } from '../store/helpers.js';
 import { freeEvenPortRange, freePort } from '../../support/ports.js';
 import { TestUa, TestUaCallRejectedError } from '../../support/test-ua.js';
+import { runCli, serveCli } from '../../support/cli.js';
 
-const BIN = join(packageRoot, 'bin', 'vmaccess.js');
 
-interface Result { code: number | null; stdout: string; stderr: string }
 
-function run(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
-/** A `vmaccess serve` process; resolves once it logged "vmaccess ready". */
-async function serve(env: Record<string, string>, args: string[] = ['serve', '--demo']): Promise<{ child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const until = Date.now() + 60_000;
-  while (!out.includes('vmaccess ready')) {
-    if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${out}`);
-    if (Date.now() > until) {
-      child.kill('SIGKILL');
-      throw new Error(`serve did not get ready: ${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, output: () => out, exited };
-}
+const run = runCli;
+const serve = serveCli;
 
 async function serverEnv(dataDir: string, extra: Record<string, string> = {}): Promise<Record<string, string>> {
   const rtp = await freeEvenPortRange(20);

@@ -3,38 +3,21 @@
  * step): through a running server whose in-process counters hold a real lock made by real calls,
  * and directly against Redis when no server runs.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/log.js';
-import { packageRoot } from '../../../src/paths.js';
 import { RedisLoginGuard } from '../../../src/guard/redis-login-guard.js';
 import { createTestDataDir } from '../store/helpers.js';
 import { freeEvenPortRange, freePort } from '../../support/ports.js';
 import { TestUa } from '../../support/test-ua.js';
+import { runCli, serveCli } from '../../support/cli.js';
 
-const BIN = join(packageRoot, 'bin', 'vmaccess.js');
 const OPERATOR = `cli:${userInfo().username}`;
 
-interface Result { code: number | null; stdout: string; stderr: string }
 
-function run(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = runCli;
 
 async function auditLines(env: Record<string, string>, mailbox: string): Promise<Array<Record<string, unknown>>> {
   const r = await run(['audit', '--domain', 'demo.local', '--mailbox', mailbox, '--json'], env);
@@ -42,27 +25,7 @@ async function auditLines(env: Record<string, string>, mailbox: string): Promise
   return r.stdout.trim() === '' ? [] : r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-/** A `vmaccess serve --demo` process; resolves once it logged "vmaccess ready". */
-async function serve(env: Record<string, string>): Promise<{ child: ChildProcess; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--demo'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const until = Date.now() + 60_000;
-  while (!out.includes('vmaccess ready')) {
-    if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${out}`);
-    if (Date.now() > until) {
-      child.kill('SIGKILL');
-      throw new Error(`serve did not get ready: ${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, exited };
-}
+const serve = (env: Record<string, string>): ReturnType<typeof serveCli> => serveCli(env);
 
 describe('vmaccess unlock: usage', () => {
   it('needs --domain and --mailbox (exit 2, one line)', async () => {
