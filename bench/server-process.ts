@@ -38,11 +38,18 @@ export class ServerProcess {
     readonly stderr: string[],
   ) {}
 
-  static async start(env: Record<string, string> = {}): Promise<ServerProcess> {
+  /**
+   * `cpu`: run the server on that one CPU only (`taskset -c`), so it and the load generator do
+   * not take turns on the same core and each one's timing is its own.
+   */
+  static async start(env: Record<string, string> = {}, cpu: number | null = null): Promise<ServerProcess> {
     const dataDir = await mkdtemp(join(tmpdir(), 'vmaccess-bench-'));
     const sipPort = await freePort();
     const httpPort = await freePort();
-    const child = spawn(process.execPath, [join(packageRoot, 'bin/vmaccess.js'), 'serve', '--demo'], {
+    const node = [process.execPath, join(packageRoot, 'bin/vmaccess.js'), 'serve', '--demo'];
+    // taskset execs node in the same process, so /proc/<pid> below is the server's.
+    const argv = cpu === null ? node : ['taskset', '-c', String(cpu), ...node];
+    const child = spawn(argv[0]!, argv.slice(1), {
       env: {
         PATH: process.env.PATH ?? '',
         SIP_ADDRESS: '127.0.0.1', SIP_PORT: String(sipPort), HTTP_ADDRESS: '127.0.0.1', HTTP_PORT: String(httpPort),
