@@ -6,9 +6,10 @@
  * Each fixture puts that socket's address in its top Via sent-by, over UDP (and keeps whatever
  * torture the Via itself is about), so a response comes back to it (RFC 3261 §18.2.2). The
  * answer expected is the one a UAS gives — never a proxy's — and exactly what this server gives:
- * where the RFC lets a message be dropped, the test proves the server saw it (its debug log says
- * why it dropped it) and sent nothing. After the lot the server must still answer OPTIONS, end every transaction
- * within its timers (Timer I = T4 once our ACK confirms an INVITE's non-2xx, Timer J = 64*T1 =
+ * where the RFC lets a message be dropped (only responses: a stray or unreadable one), the test
+ * proves the server saw it (its debug log says why it dropped it) and sent nothing; every invalid
+ * request whose Via and CSeq can be read is answered. After the lot the server must still answer
+ * OPTIONS, end every transaction within its timers (Timer I = T4 once our ACK confirms an INVITE's non-2xx, Timer J = 64*T1 =
  * 32 s for non-INVITE over UDP, §17.2), hold no call, and have logged no error.
  */
 import { createSocket, type Socket } from 'node:dgram';
@@ -144,6 +145,18 @@ const STRAY_RESPONSE = 'response matches no transaction';
 
 const expectAllow = (final: Reply): void => {
   expect(values(final, 'Allow')).toEqual([ALLOW]);
+};
+
+/**
+ * A 400 for a broken request line: the reason names the fault, the CSeq and From come back as
+ * sent, and the INVITE ones got no 100 Trying — they never reached a transaction (§17.2.1 sends
+ * 100 from the INVITE server transaction only).
+ */
+const expectStatelessRequestLine = (method: string, reason: string) => (final: Reply, all: readonly Reply[]): void => {
+  expect(final.message?.reason).toBe(reason);
+  expect(values(final, 'CSeq')).toEqual([`1 ${method}`]);
+  expect(values(final, 'From')).toEqual(['sip:caller@example.net;tag=rl']);
+  expect(all.map((r) => r.status)).toEqual([400]);
 };
 
 /** The Call-ID and CSeq method of the four broken request lines (§3.1.2.7 – §3.1.2.10). */
@@ -333,27 +346,28 @@ const TORTURES: readonly Torture[] = [
       check: (final) => expect(values(final, 'To')).toEqual(['"Mr. J. User <sip:j.user@example.com>']),
     },
   },
+  // The four broken request lines: the RFC has ltgtruri and lwsruri answered 400 ("should") and
+  // finds rejecting lwsstart and trws "acceptable". Their headers are intact, so the server answers
+  // statelessly from them (user-agent.ts answerStatelessly) — no transaction, so nothing to ACK.
   {
-    // The parser refuses a request line that is not exactly Method SP Request-URI SP SIP-Version
-    // as a framing error, with no headers kept to answer from (message.test.ts pins that).
-    name: '§3.1.2.7 ltgtruri: Request-URI in "<>" → dropped (unreadable request line)',
+    name: '§3.1.2.7 ltgtruri: Request-URI in "<>" → 400 from the intact headers',
     build: (v) => ltgtruri(startLine(v, 'INVITE')),
-    outcome: { dropLog: DROPPED_REQUEST },
+    outcome: { status: 400, check: expectStatelessRequestLine('INVITE', 'bad Request-URI') },
   },
   {
-    name: '§3.1.2.8 lwsruri: LWS in the Request-URI → dropped (unreadable request line)',
+    name: '§3.1.2.8 lwsruri: LWS in the Request-URI → 400',
     build: (v) => lwsruri(startLine(v, 'INVITE')),
-    outcome: { dropLog: DROPPED_REQUEST },
+    outcome: { status: 400, check: expectStatelessRequestLine('INVITE', 'bad request line') },
   },
   {
-    name: '§3.1.2.9 lwsstart: several SP between request-line elements → dropped ("acceptable to reject")',
+    name: '§3.1.2.9 lwsstart: several SP between request-line elements → 400 ("acceptable to reject")',
     build: (v) => lwsstart(startLine(v, 'INVITE')),
-    outcome: { dropLog: DROPPED_REQUEST },
+    outcome: { status: 400, check: expectStatelessRequestLine('INVITE', 'bad request line') },
   },
   {
-    name: '§3.1.2.10 trws: SP after SIP/2.0 → dropped ("acceptable to reject")',
+    name: '§3.1.2.10 trws: SP after SIP/2.0 → 400 ("acceptable to reject")',
     build: (v) => trws(startLine(v, 'OPTIONS')),
-    outcome: { dropLog: DROPPED_REQUEST },
+    outcome: { status: 400, check: expectStatelessRequestLine('OPTIONS', 'bad request line') },
   },
   {
     name: '§3.1.2.11 escruri: escaped headers in the Request-URI are ignored ("liberal") → 404 for "user"',

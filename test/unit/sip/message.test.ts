@@ -272,7 +272,7 @@ describe('parseMessage: invalid messages (RFC 4475 §3.1.2 and more)', () => {
     }
   });
 
-  it('bad start lines: extra spaces, trailing whitespace, <> in Request-URI, LWS in Request-URI', () => {
+  it('bad request lines with clean headers: 400 with a partial to answer from (RFC 4475 §3.1.2.7 – §3.1.2.10)', () => {
     const tail = basicInvite().toString().split('\r\n').slice(1).join('\r\n');
     for (const start of [
       'INVITE  sip:bob@biloxi.example.com SIP/2.0',
@@ -280,13 +280,30 @@ describe('parseMessage: invalid messages (RFC 4475 §3.1.2 and more)', () => {
       'INVITE <sip:bob@biloxi.example.com> SIP/2.0',
       'INVITE sip:bob@biloxi.example.com; lr SIP/2.0',
       'INVITE sip:bob@biloxi.example.com HTTP/1.1',
+      'INVITE sip:bob@biloxi.example.com\x07 SIP/2.0',
+    ]) {
+      const err = parseError(Buffer.from(`${start}\r\n${tail}`));
+      expect(err.status, start).toBe(400);
+      expect(err.partial, start).toBeInstanceOf(SipRequest);
+      expect((err.partial as SipRequest).method).toBe('INVITE');
+    }
+  });
+
+  it('start lines that leave nothing to answer: no partial', () => {
+    const tail = basicInvite().toString().split('\r\n').slice(1).join('\r\n');
+    for (const start of [
+      // "INV" is a token, but the CSeq says INVITE: which request is this?
       'INV ITE',
+      ' INVITE sip:bob@biloxi.example.com SIP/2.0',
+      'IN<VITE sip:bob@biloxi.example.com SIP/2.0',
+      // Responses are never answered, however broken (§18.1.2).
       'SIP/2.0 4294967301 better not break the receiver',
       'SIP/2.0 99 Too small',
+      'SIP/2.0 200 O\x07K',
       '',
     ]) {
       const err = parseError(Buffer.from(`${start}\r\n${tail}`));
-      expect(err.partial).toBeUndefined();
+      expect(err.partial, JSON.stringify(start)).toBeUndefined();
     }
   });
 

@@ -292,15 +292,31 @@ describe('RFC 4475 §3.1.2: invalid messages are refused (or, where only later u
   });
 
   it.each([
-    ['§3.1.2.7 ltgtruri: a Request-URI in "<>"', ltgtruri],
-    ['§3.1.2.8 lwsruri: LWS inside the Request-URI', lwsruri],
-    ['§3.1.2.9 lwsstart: several SP between request-line elements', lwsstart],
-    ['§3.1.2.10 trws: SP after the SIP-Version', trws],
-  ])('%s → refused as unframeable', (_name, build) => {
-    const err = rejected(build());
-    expect(err.status).toBe(400);
-    // A request line that does not split into exactly Method SP Request-URI SP SIP-Version
-    // (§7.1, §25.1) is a framing error: no partial, so the endpoint drops the datagram.
+    ['§3.1.2.7 ltgtruri: a Request-URI in "<>"', ltgtruri, 'INVITE', 'bad Request-URI'],
+    ['§3.1.2.8 lwsruri: LWS inside the Request-URI', lwsruri, 'INVITE', 'bad request line'],
+    ['§3.1.2.9 lwsstart: several SP between request-line elements', lwsstart, 'INVITE', 'bad request line'],
+    ['§3.1.2.10 trws: SP after the SIP-Version', trws, 'OPTIONS', 'bad request line'],
+  ])('%s → 400, answerable from its headers', (_name, build, method, reason) => {
+    const err = rejected(build({ cseqMethod: method }));
+    // ltgtruri, lwsruri: "should respond with a 400"; lwsstart, trws: "acceptable to reject".
+    expect(err).toMatchObject({ status: 400, reason });
+    expect(err.partial).toBeInstanceOf(SipRequest);
+    expect((err.partial as SipRequest).method).toBe(method);
+    // The stateless 400 is built from the headers, none of which is broken (§8.2.6.2).
+    const answer = createResponse(err.partial as SipRequest, 400, 'Bad Request');
+    expect(answer.headers.map((h) => h.name)).toEqual(['Via', 'From', 'To', 'Call-ID', 'CSeq']);
+    expect(answer.cseq).toEqual({ seq: 1, method });
+  });
+
+  it.each([
+    ['its CSeq names another method', (data: string) => data.replace('CSeq: 1 INVITE', 'CSeq: 1 BYE')],
+    ['it has no From', (data: string) => data.replace(/^From: .*\r\n/m, '')],
+    ['its Via cannot be read', (data: string) => data.replace(/^Via: .*\r\n/m, 'Via: SIP/2.0/UDP ;;\r\n')],
+    ['its To is a broken name-addr', (data: string) => data.replace(/^To: .*\r\n/m, 'To: "open <sip:x@y>\r\n')],
+  ])('a broken request line is dropped (no partial) when also %s', (_name, spoil) => {
+    // Nothing but the request line may be wrong for the request to be answered: otherwise the
+    // datagram is as likely noise as SIP, and the server sends nothing back.
+    const err = rejected(Buffer.from(spoil(ltgtruri().toString('utf8'))));
     expect(err.partial).toBeUndefined();
   });
 

@@ -1,10 +1,12 @@
 /**
  * SIP messages (RFC 3261 §7, §20): a strict parser and a serializer.
  *
- * Parsing happens in two steps. Framing (start line, CRLF-separated header lines, folding,
- * Content-Length) failures throw SipParseError without a partial message. Failures of meaning
- * (a required header missing, a CSeq that disagrees with the method...) throw SipParseError with
- * `partial` set, so a UAS can still answer 400 when Via, From, To, Call-ID and CSeq are readable.
+ * Parsing happens in two steps. Framing (CRLF-separated header lines, folding, Content-Length)
+ * failures throw SipParseError without a partial message. Failures of meaning (a required header
+ * missing, a CSeq that disagrees with the method...) throw SipParseError with `partial` set, so a
+ * UAS can still answer 400 when Via, From, To, Call-ID and CSeq are readable. A broken request
+ * line is answerable too, but only when everything else about the request reads cleanly (see
+ * brokenRequestLine below).
  */
 import { SipParseError } from './errors.js';
 import { isToken, splitList, trimLws } from './grammar.js';
@@ -198,26 +200,56 @@ export class SipResponse extends SipMessage {
 interface StartLine {
   message: SipRequest | SipResponse;
   foreignVersion: boolean;
+  /**
+   * Why the request line is malformed, when it is a request line whose method is still a token:
+   * the headers decide whether the request can be answered (RFC 4475 §3.1.2.7 – §3.1.2.10).
+   */
+  brokenRequestLine?: string;
 }
 
 /** Request-Line = Method SP Request-URI SP SIP-Version; Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (§7.1, §7.2). */
 function parseStartLine(line: string): StartLine {
   if (line.startsWith('SIP/') || line.startsWith('sip/')) {
+    // A malformed status line is never answered (responses are not answered, §17.1.3 / §18.1.2).
     const m = /^SIP\/2\.0 ([1-6][0-9]{2})(?: (.*))?$/is.exec(line);
-    if (!m) throw new SipParseError('bad status line');
+    if (!m || CONTROL_CHAR_RE.test(line)) throw new SipParseError('bad status line');
     return { message: new SipResponse(Number(m[1]), m[2] ?? ''), foreignVersion: false };
   }
   const parts = line.split(' ');
-  if (parts.length !== 3) throw new SipParseError('bad request line');
   const [method = '', uri = '', version = ''] = parts;
+  // Without a method there is nothing to say this is a request at all: dropped.
   if (!isToken(method)) throw new SipParseError('bad method');
-  if (!isAbsoluteUri(uri)) throw new SipParseError('bad Request-URI');
+  // The Request-URI is never used to build a response, so a broken one is kept empty rather
+  // than carried about half-read.
+  const broken = (reason: string): StartLine => ({ message: new SipRequest(method, ''), foreignVersion: false, brokenRequestLine: reason });
+  // §3.1.2.9 lwsstart / §3.1.2.10 trws / §3.1.2.8 lwsruri: exactly one SP between the three
+  // elements and none after the version (§25.1: Request-Line = Method SP Request-URI SP SIP-Version CRLF).
+  if (parts.length !== 3) return broken('bad request line');
+  if (CONTROL_CHAR_RE.test(line)) return broken('control character in request line');
+  // §3.1.2.7 ltgtruri: "<sip:...>" is a name-addr, not an absoluteURI.
+  if (!isAbsoluteUri(uri)) return broken('bad Request-URI');
   let foreignVersion = false;
   if (!/^SIP\/2\.0$/i.test(version)) {
-    if (!/^SIP\/[0-9]{1,3}\.[0-9]{1,3}$/i.test(version)) throw new SipParseError('bad SIP version');
+    if (!/^SIP\/[0-9]{1,3}\.[0-9]{1,3}$/i.test(version)) return broken('bad SIP version');
     foreignVersion = true;
   }
   return { message: new SipRequest(method, uri), foreignVersion };
+}
+
+/**
+ * RFC 4475 §3.1.2.7 – §3.1.2.10: a request whose only fault is its request line "should" get 400
+ * (ltgtruri, lwsruri), or it is "acceptable to reject" it (lwsstart, trws). We do answer it, from
+ * the headers alone, but only when every one a response is built from reads cleanly (Via, From,
+ * To, Call-ID, CSeq, §8.2.6.2) and the CSeq names the request line's method: a bad start line in
+ * front of bad headers is more likely noise than a SIP request, and answering noise would make us
+ * a reflector. Anything less is dropped, as before, with no partial.
+ */
+function answerableBrokenRequest(message: SipRequest, reason: string): never {
+  const drop = (why: string): never => {
+    throw new SipParseError(`${reason}; ${why}`);
+  };
+  validate(message, drop, { requestUri: false });
+  throw new SipParseError(reason, { status: 400, partial: message });
 }
 
 /** Joins folded lines: "LWS = [*WSP CRLF] 1*WSP", equivalent to a single SP (§7.3.1). */
@@ -270,8 +302,7 @@ function parseUnchecked(data: Buffer, transport: TransportProtocol): SipRequest 
   }
   const lines = head.split('\r\n');
   if (lines.some((line) => line.includes('\r') || line.includes('\n'))) throw new SipParseError('bare CR or LF');
-  const { message, foreignVersion } = parseStartLine(lines[0] ?? '');
-  if (CONTROL_CHAR_RE.test(lines[0] ?? '')) throw new SipParseError('control character in start line');
+  const { message, foreignVersion, brokenRequestLine } = parseStartLine(lines[0] ?? '');
 
   const headerLines = unfold(lines.slice(1));
   if (headerLines.length > MAX_HEADER_LINES) throw new SipParseError('too many headers');
@@ -288,6 +319,8 @@ function parseUnchecked(data: Buffer, transport: TransportProtocol): SipRequest 
     const values = list.length === 0 ? [''] : list;
     for (const v of values) message.headers.push({ name: canonicalHeaderName(name), key, value: v });
   }
+
+  if (brokenRequestLine !== undefined && message instanceof SipRequest) answerableBrokenRequest(message, brokenRequestLine);
 
   // From here on the start line and headers are known: errors carry the partial message.
   const fail = (reason: string, status = 400): never => {
@@ -341,7 +374,7 @@ function exactlyOne(message: SipMessage, name: string, fail: (reason: string) =>
 }
 
 /** The minimum every request and response carries: To, From, CSeq, Call-ID, Via (§8.1.1, §20). */
-function validate(message: SipRequest | SipResponse, fail: (reason: string) => never): void {
+function validate(message: SipRequest | SipResponse, fail: (reason: string) => never, { requestUri = true } = {}): void {
   const attempt = <T>(fn: () => T): T => {
     try {
       return fn();
@@ -370,7 +403,7 @@ function validate(message: SipRequest | SipResponse, fail: (reason: string) => n
     const maxForwards = message.getAll('max-forwards');
     if (maxForwards.length > 1) fail('multiple Max-Forwards');
     if (maxForwards[0] !== undefined) attempt(() => parseMaxForwards(maxForwards[0] ?? ''));
-    const scheme = uriScheme(message.uri);
+    const scheme = requestUri ? uriScheme(message.uri) : undefined;
     if (scheme === 'sip' || scheme === 'sips') attempt(() => parseUri(message.uri));
   }
 }
