@@ -335,7 +335,7 @@ async function onPostgres(adminUrl: string, cpu: number | null): Promise<{ idleR
       const idle = await server.sample();
       const setup = await setupRate(server);
       await waitFor(async () => metric(await server.metrics(), 'vmaccess_active_calls') === 0, 30_000);
-      const step = await ramp(server, TARGET_CALLS, await server.sample());
+      const step = await ramp(server, TARGET_CALLS, idle);
       return { idleRssMb: round(idle.rssBytes / 1e6), setupsPerS: setup.setupsPerS, step };
     } finally {
       await server.stop();
