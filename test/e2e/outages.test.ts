@@ -3,15 +3,19 @@
  * (embedded engine) and the independent test UA:
  *
  * - Postgres unreachable in the middle of a change of access code (a loopback proxy in front of
- *   the real Postgres is taken away): "please try again later", BYE, and nothing half written —
- *   the old code still works, no pin_changed row. New INVITEs meanwhile get 503. Postgres back:
- *   new calls work without a restart.
- * - Redis unreachable at a login: the login fails closed ("try again later", BYE); Redis back:
- *   the next call logs in and the counters count again.
+ *   the real Postgres is taken away inside the change's transaction, after the new hash was
+ *   written and before COMMIT): "please try again later", BYE, and nothing half written — the old
+ *   code still works, no pin_changed row, no retired hash. New INVITEs meanwhile get 503 with
+ *   Retry-After. Postgres back: new calls work without a restart.
+ * - Redis unreachable at a login: the login fails closed ("try again later", BYE) and
+ *   vmaccess_redis_errors_total counts it; Redis back: a wrong code lands in the mailbox's
+ *   failure window in Redis again, and the right code logs in (and clears it).
  * - SIGTERM (server.stop(), what the signal handler calls): a change of code in progress completes
  *   while new INVITEs get 503, then the server stops.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { mailboxKey } from '../../src/guard/login-guard.js';
 import { listAuditEvents } from '../../src/store/audit.js';
 import type { EmbeddedEngine } from '../../src/telephony/embedded/engine.js';
 import { createPostgresTestDatabase } from '../integration/store/helpers.js';
@@ -50,6 +54,19 @@ async function pressAndHear(ua: TestUa, keys: string, candidates: Parameters<typ
   return ranked[0]![0];
 }
 
+/** The rejection of a call that must be rejected (status and headers of the final response). */
+async function rejectedError(p: Promise<TestUa>): Promise<TestUaCallRejectedError> {
+  try {
+    const ua = await p;
+    await ua.hangup().catch(() => 0);
+    ua.close();
+  } catch (err) {
+    if (err instanceof TestUaCallRejectedError) return err;
+    throw err;
+  }
+  throw new Error('the call was answered, not rejected');
+}
+
 async function rejectedStatus(p: Promise<TestUa>): Promise<number> {
   try {
     const ua = await p;
@@ -60,6 +77,14 @@ async function rejectedStatus(p: Promise<TestUa>): Promise<number> {
     if (err instanceof TestUaCallRejectedError) return err.status;
     throw err;
   }
+}
+
+/** One sample of the server's /metrics, e.g. `vmaccess_store_errors_total`. */
+async function metric(t: TestServer, series: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${t.server.http.port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  if (line === undefined) throw new Error(`no ${series} in /metrics`);
+  return Number(line.slice(series.length + 1));
 }
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -76,7 +101,7 @@ function targetOf(t: TestServer): { address: string; port: number } {
 }
 
 describe.skipIf(DATABASE_URL === undefined)('Postgres goes away mid-call [postgres through a proxy]', () => {
-  it('a change of code in progress: "try again later", BYE, nothing half written; back: calls work again', async () => {
+  it('cut inside the change-of-code transaction: "try again later", BYE, nothing half written; back: calls work again', async () => {
     const db = await createPostgresTestDatabase();
     cleanups.push(() => db.drop());
     const upstream = new URL(db.databaseUrl);
@@ -89,40 +114,63 @@ describe.skipIf(DATABASE_URL === undefined)('Postgres goes away mid-call [postgr
     cleanups.push(() => t.stop());
     const target = targetOf(t);
     const engine = t.server.engine as EmbeddedEngine;
-    const credential = async (): Promise<string> => (await t.server.core.db.query<{ hash: string }>(
-      `SELECT c.hash FROM access_code_credentials c JOIN mailboxes m ON m.id = c.mailbox_id
-        JOIN domains d ON d.id = m.domain_id WHERE d.name = 'demo.local' AND m.number = '201'`))[0]!.hash;
-    const hashBefore = await credential();
+    /** What 201's change would have written: its hash and its history of retired hashes. */
+    const written = async (): Promise<{ hash: string; history: number }> => (await t.server.core.db.query<{ hash: string; history: number }>(
+      `SELECT c.hash, (SELECT count(*)::int FROM access_code_history h WHERE h.mailbox_id = m.id) AS history
+         FROM access_code_credentials c JOIN mailboxes m ON m.id = c.mailbox_id
+         JOIN domains d ON d.id = m.domain_id WHERE d.name = 'demo.local' AND m.number = '201'`))[0]!;
+    const before = await written();
+
+    // The change transaction (access-code-service.ts changeAccessCode): BEGIN, lock, retire the
+    // old hash into the history, upsert the new hash, audit pin_changed, COMMIT. The cut comes
+    // when the audit INSERT is sent: the history INSERT and the new hash have been executed in
+    // the transaction by then (the client waits for each statement's answer), COMMIT never goes.
+    const cut = proxy.cutAt(['BEGIN', 'INSERT INTO access_code_history', 'INSERT INTO access_code_credentials', 'INSERT INTO audit_events']);
+    let cutDone = false;
+    void cut.then(() => { cutDone = true; });
 
     const ua = await TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:201@demo.local' });
     try {
       await waitFor(() => ua.received.length > 10, 5000, 'the first prompt');
-      await pressAndHearReply(ua, '4826#'); // main menu
+      await pressAndHearReply(ua, '4826#'); // main menu (login_succeeded goes through the pool, no BEGIN)
       await pressAndHearReply(ua, '2'); // "enter your new access code"
       await pressAndHearReply(ua, '9595#'); // checked against the policy (a store read), "again"
-      await proxy.close(); // Postgres is gone
-      // The change itself fails: the caller is told, and the server hangs up.
+      expect(cutDone).toBe(false);
+      // The change itself is cut half-way: the caller is told, and the server hangs up.
       expect(await pressAndHear(ua, '9595#', ['try-again-later', 'access-code-changed', 'goodbye', 'main-menu'])).toBe('try-again-later');
+      expect(cutDone).toBe(true);
       await ua.waitForBye(20_000);
-      // Meanwhile a new call cannot be routed: 503 with Retry-After, not a hung INVITE.
-      expect(await rejectedStatus(TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:202@demo.local' }))).toBe(503);
+      // The failed change is a store error in /metrics.
+      const storeErrors = await metric(t, 'vmaccess_store_errors_total');
+      expect(storeErrors).toBeGreaterThan(0);
+      // Postgres stays away: a new call cannot be routed, 503 with Retry-After, not a hung INVITE,
+      // and that failed routing is one more store error.
+      const rejected = await rejectedError(TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:202@demo.local' }));
+      expect(rejected.status).toBe(503);
+      expect(Number(rejected.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(await metric(t, 'vmaccess_store_errors_total')).toBeGreaterThan(storeErrors);
     } finally {
       await ua.hangup().catch(() => 0);
       ua.close();
     }
     expect(t.logs.records().some((r) => r.msg === 'access-code store request failed' && r.operation === 'changeAccessCode')).toBe(true);
+    // The connection went while the transaction held it (database.ts), not between two requests.
+    expect(t.logs.records().some((r) => r.msg === 'postgres: connection lost during a transaction')).toBe(true);
 
     await proxy.open(); // Postgres is back; no restart
-    expect(await credential()).toBe(hashBefore); // all or nothing: the old code stands
+    // All or nothing: Postgres rolled back what the cut transaction had done — the old hash stands
+    // and no hash was retired into the history.
+    expect(await written()).toEqual(before);
     const again = await TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:201@demo.local' });
     try {
       await waitFor(() => again.received.length > 10, 5000, 'the first prompt');
-      await again.pressKeys('4826#');
+      await again.pressKeys('4826#'); // the old code still works
       await waitFor(async () => (await listAuditEvents(t.server.core.db, { domain: 'demo.local', mailbox: '201' })).filter((e) => e.event === 'login_succeeded').length === 2, 10_000, 'the second login');
     } finally {
       await again.hangup().catch(() => 0);
       again.close();
     }
+    // No pin_changed row: the audit INSERT never reached Postgres, and nothing else was committed.
     expect((await listAuditEvents(t.server.core.db, { domain: 'demo.local', mailbox: '201' })).map((e) => e.event))
       .toEqual(['login_succeeded', 'login_succeeded']);
     await waitFor(() => engine.activeCalls === 0, 10_000);
@@ -130,16 +178,27 @@ describe.skipIf(DATABASE_URL === undefined)('Postgres goes away mid-call [postgr
 });
 
 describe.skipIf(REDIS_URL === undefined)('Redis goes away [redis through a proxy]', () => {
-  it('a login while Redis is away fails closed with "try again later"; back: the next call logs in', async () => {
+  it('a login while Redis is away fails closed with "try again later" (counted in /metrics); back: the counters count again', async () => {
     const upstream = new URL(REDIS_URL!);
     const proxy = new FlakyProxy({ host: upstream.hostname, port: Number(upstream.port || 6379) });
     await proxy.open();
     cleanups.push(() => proxy.close());
     const proxied = new URL(REDIS_URL!);
     proxied.port = String(proxy.port);
-    const t = await startTestServer('pglite', { REDIS_URL: proxied.toString(), REDIS_KEY_PREFIX: `vmaccess-outage-${Date.now()}:` });
+    const prefix = `vmaccess-outage-${Date.now()}-${process.pid}:`;
+    const t = await startTestServer('pglite', { REDIS_URL: proxied.toString(), REDIS_KEY_PREFIX: prefix });
     cleanups.push(() => t.stop());
     const target = targetOf(t);
+    // Straight to Redis, not through the proxy: what the server's counters hold for 202.
+    const failuresKey = `${prefix}lockout:${mailboxKey('demo.local', '202')}:failures`;
+    const redis = new Redis(REDIS_URL!, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await redis.connect();
+    cleanups.push(async () => {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
+    });
+    expect(await metric(t, 'vmaccess_redis_errors_total')).toBe(0);
 
     await proxy.close();
     const ua = await TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:202@demo.local' });
@@ -154,6 +213,9 @@ describe.skipIf(REDIS_URL === undefined)('Redis goes away [redis through a proxy
     // The right code was not let in, and no success was recorded.
     expect((await listAuditEvents(t.server.core.db, { domain: 'demo.local', mailbox: '202' })).map((e) => e.event)).toEqual([]);
     expect(t.logs.records().some((r) => r.msg === 'failed-login counters unavailable: login refused (fail closed)')).toBe(true);
+    expect(await metric(t, 'vmaccess_redis_errors_total')).toBeGreaterThan(0);
+    const redisErrorsDuringOutage = await metric(t, 'vmaccess_redis_errors_total');
+    expect(await redis.zcard(failuresKey)).toBe(0);
 
     await proxy.open();
     const again = await TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:202@demo.local' });
@@ -161,14 +223,20 @@ describe.skipIf(REDIS_URL === undefined)('Redis goes away [redis through a proxy
       await waitFor(() => again.received.length > 10, 5000, 'the first prompt');
       await again.pressKeys('1111#'); // a wrong code is counted again …
       await waitFor(async () => (await listAuditEvents(t.server.core.db, { domain: 'demo.local', mailbox: '202' })).length === 1, 15_000, 'the failure');
-      await pressAndHearReply(again, '7391#'); // … and the right one admitted
+      // … in Redis: the mailbox's sliding window holds this one failure (the audit row alone
+      // would not show it: a failure is audited even when the counters cannot be reached).
+      expect(await redis.zcard(failuresKey)).toBe(1);
+      await pressAndHearReply(again, '7391#'); // … and the right one admitted, which clears the window
       await waitFor(async () => (await listAuditEvents(t.server.core.db, { domain: 'demo.local', mailbox: '202' })).length === 2, 15_000, 'the login');
+      expect(await redis.zcard(failuresKey)).toBe(0);
     } finally {
       await again.hangup().catch(() => 0);
       again.close();
     }
     expect((await listAuditEvents(t.server.core.db, { domain: 'demo.local', mailbox: '202' })).map((e) => e.event))
       .toEqual(['login_failed', 'login_succeeded']);
+    // No Redis error once it was back.
+    expect(await metric(t, 'vmaccess_redis_errors_total')).toBe(redisErrorsDuringOutage);
   }, 90_000);
 });
 

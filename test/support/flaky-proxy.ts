@@ -1,13 +1,24 @@
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
+interface Cut {
+  /** Client → server byte strings to see, in this order, on one connection; the last is never forwarded. */
+  readonly sequence: readonly string[];
+  readonly resolve: () => void;
+}
+
 /**
  * A loopback TCP proxy in front of a real server (Redis, Postgres) that a test can take away —
  * every connection through it drops — and bring back on the same port: an outage of the
  * dependency without stopping the shared server every other test uses.
+ *
+ * `cutAt` takes it away at a chosen point of a conversation rather than between two: e.g. in a
+ * Postgres transaction after one statement has run and before the next one (or COMMIT) is sent,
+ * which is the outage an all-or-nothing change has to survive.
  */
 export class FlakyProxy {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
+  private cut: Cut | null = null;
   port = 0;
 
   constructor(private readonly upstream: { host: string; port: number }) {}
@@ -19,7 +30,23 @@ export class FlakyProxy {
       const drop = (): void => { downstream.destroy(); up.destroy(); this.sockets.delete(downstream); this.sockets.delete(up); };
       downstream.on('error', drop).on('close', drop);
       up.on('error', drop).on('close', drop);
-      downstream.pipe(up);
+      // How far this connection has come through the armed cut's sequence.
+      let seen = 0;
+      downstream.on('data', (chunk: Buffer) => {
+        const cut = this.cut;
+        if (cut !== null) {
+          // The protocols proxied here put each statement or command in one write; latin1 keeps
+          // every byte as one character, so a search never fails on binary framing around it.
+          const text = chunk.toString('latin1');
+          while (seen < cut.sequence.length - 1 && text.includes(cut.sequence[seen]!)) seen++;
+          if (seen === cut.sequence.length - 1 && text.includes(cut.sequence[seen]!)) {
+            this.cut = null;
+            void this.close().then(cut.resolve);
+            return;
+          }
+        }
+        up.write(chunk);
+      });
       up.pipe(downstream);
     });
     await new Promise<void>((resolve, reject) => {
@@ -28,6 +55,16 @@ export class FlakyProxy {
     });
     this.port = (server.address() as AddressInfo).port;
     this.server = server;
+  }
+
+  /**
+   * Arms a cut: on the first connection whose client sends every string of `sequence` in order,
+   * the message holding the last one is not forwarded, and the proxy goes away as with close().
+   * Resolves once it has.
+   */
+  cutAt(sequence: readonly string[]): Promise<void> {
+    if (sequence.length === 0) throw new Error('cutAt: empty sequence');
+    return new Promise((resolve) => { this.cut = { sequence, resolve }; });
   }
 
   async close(): Promise<void> {

@@ -70,9 +70,19 @@ export interface TestSipMessage {
 
 /** Thrown by TestUa.call when the INVITE gets a final response >= 300. */
 export class TestUaCallRejectedError extends Error {
-  constructor(readonly status: number, readonly reason: string) {
+  /**
+   * The rejecting response's headers, names lower-cased and compact forms expanded (first value
+   * of each name): what a caller reads to decide what to do next, e.g. Retry-After on 503
+   * (RFC 3261 §21.5.4, §20.33).
+   */
+  readonly headers: ReadonlyMap<string, string>;
+
+  constructor(readonly status: number, readonly reason: string, headers: ReadonlyArray<readonly [string, string]> = []) {
     super(`call rejected: ${status} ${reason}`);
     this.name = 'TestUaCallRejectedError';
+    const map = new Map<string, string>();
+    for (const [name, value] of headers) if (!map.has(name)) map.set(name, value);
+    this.headers = map;
   }
 }
 
@@ -483,7 +493,7 @@ export class TestUa {
         '',
       ].join('\r\n');
       this.sendSip(this.ackForFailure, this.options.target);
-      throw new TestUaCallRejectedError(status, response.reason ?? '');
+      throw new TestUaCallRejectedError(status, response.reason ?? '', response.headers);
     }
     this.answeredAtMs = performance.now();
     this.establishDialog(response);

@@ -23,10 +23,11 @@ import { ivrSettingsFor } from '../ivr-settings.js';
 import { negotiate, type NegotiatedMedia } from '../sdp.js';
 import { parseDtmfInfo } from '../dtmf-info.js';
 import { InviteRateLimiter } from '../invite-rate-limiter.js';
-import type { Metrics } from '../../metrics/metrics.js';
+import { countRoutingFailure, type Metrics } from '../../metrics/metrics.js';
 import type { DigitMethod } from '../call-control.js';
 import { addressingOf } from './addressing.js';
 import { DrachtioCall } from './drachtio-call.js';
+import { freeswitchMessageFiles, type FreeswitchMessageFiles } from './message-files.js';
 import type { DtmfEvent, MediaEndpoint, SrfApp, SrfDialog, SrfRequest, SrfResponse } from './drachtio-types.js';
 import { MediaServerConnection } from './media-server-connection.js';
 import { Mrf, Srf } from './modules.js';
@@ -39,8 +40,10 @@ export interface DrachtioEngineOptions {
   readonly router: CallRouter;
   readonly accessCodes: AccessCodeOperations;
   readonly messages: MessageOperations;
-  /** The message audio store (FreeSWITCH records into the same folder). */
+  /** The message audio store (files, or the database). */
   readonly audio: AudioStore;
+  /** DATA_DIR/messages as we see it: FreeSWITCH records into and plays from it (FREESWITCH_MESSAGES_DIR). */
+  readonly audioDir: string;
   readonly logger: Logger;
   /** Longest wait between reconnects to drachtio-server and FreeSWITCH (tests shorten it). */
   readonly maxRetryMs?: number;
@@ -290,6 +293,7 @@ export class DrachtioEngine implements CallEngine {
       route = await this.opts.router.route(addressingOf(req));
     } catch (err) {
       log.error({ err }, 'routing failed: store unavailable');
+      countRoutingFailure(this.opts.metrics, err);
       this.#reject(res, 503, { 'Retry-After': RETRY_AFTER_DOWN_S });
       return;
     }
@@ -346,7 +350,7 @@ export class DrachtioEngine implements CallEngine {
     const { domain } = route.call;
     const call = new DrachtioCall({
       dialog, endpoint, callId, promptsDir: this.opts.config.freeswitch.promptsDir, domain: domain.name, logger: log,
-      messagesDir: this.opts.config.freeswitch.messagesDir, recordings: this.opts.audio,
+      messageFiles: this.#messageFiles,
     });
     const session = new CallSession({
       call, domain: domain.name, entry: route.call.entry, settings: ivrSettingsFor(this.opts.config, domain),

@@ -26,7 +26,7 @@ import {
 } from './sip/index.js';
 import { parseDtmfInfo } from '../dtmf-info.js';
 import { InviteRateLimiter } from '../invite-rate-limiter.js';
-import type { Metrics } from '../../metrics/metrics.js';
+import { countRoutingFailure, type Metrics } from '../../metrics/metrics.js';
 import type { MwiBackend } from '../message-summary.js';
 import type { ExpiresPolicy } from '../mwi-policy.js';
 import { MessageWaitingNotifier } from './message-waiting.js';
@@ -284,6 +284,7 @@ export class EmbeddedEngine implements CallEngine {
       route = await this.opts.router.route(this.addressing(req, invite.source.address));
     } catch (err) {
       log.error({ err }, 'routing failed: store unavailable');
+      countRoutingFailure(this.opts.metrics, err);
       this.safeReject(invite, 503, 'Service Unavailable', { 'Retry-After': RETRY_AFTER_STORE_S });
       return;
     }
