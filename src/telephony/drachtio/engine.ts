@@ -85,10 +85,14 @@ export class DrachtioEngine implements CallEngine {
   #closed = false;
   readonly #inviteRate: InviteRateLimiter;
   readonly #mwi: DrachtioMwi | null;
+  readonly #messageFiles: FreeswitchMessageFiles;
 
   constructor(private readonly opts: DrachtioEngineOptions) {
     const { config } = opts;
     this.#log = opts.logger.child({ engine: 'drachtio' });
+    this.#messageFiles = freeswitchMessageFiles({
+      audio: opts.audio, localDir: opts.audioDir, freeswitchDir: config.freeswitch.messagesDir, logger: this.#log,
+    });
     this.#srf = new Srf();
     const mrf = new Mrf(this.#srf);
     this.#media = new MediaServerConnection({
@@ -114,6 +118,11 @@ export class DrachtioEngine implements CallEngine {
 
   get activeCalls(): number {
     return this.#calls.size;
+  }
+
+  /** INVITEs being answered right now (they count against MAX_CALLS as calls do). */
+  get setupsInProgress(): number {
+    return this.#setups.size;
   }
 
   /** Live message-summary subscriptions (0 without `mwi`). */
@@ -337,6 +346,15 @@ export class DrachtioEngine implements CallEngine {
     } catch (err) {
       // CANCEL (487, sent by drachtio-server) or the caller gone: release FreeSWITCH's channel.
       log.info({ err: (err as Error).message }, 'call not established');
+      await endpoint.destroy().catch(() => undefined);
+      return;
+    }
+    if (!dialog.connected) {
+      // The caller's BYE came in the same read as its ACK: drachtio-srf handled both before this
+      // continuation ran and emitted 'destroy' with nobody listening yet. Without this check the
+      // call would sit in the IVR, talking to nobody, until its timeouts said goodbye.
+      log.info('caller hung up as the call was answered');
+      this.opts.metrics?.calls.inc({ outcome: 'ended_by_caller' });
       await endpoint.destroy().catch(() => undefined);
       return;
     }

@@ -14,7 +14,9 @@ import { expectNoSecretsInLogs } from '../../support/secrets.js';
 import { FakeCaller, callerOffer } from '../../support/fakes/fake-caller.js';
 import { FakeDrachtioServer } from '../../support/fakes/fake-drachtio-server.js';
 import { FakeFreeSwitch, type FakeChannel } from '../../support/fakes/fake-freeswitch.js';
-import { header } from '../../support/fakes/sip-text.js';
+import { header, type SipText } from '../../support/fakes/sip-text.js';
+import { FlakyProxy } from '../../support/flaky-proxy.js';
+import { createPostgresTestDatabase } from '../store/helpers.js';
 import { waitFor } from '../../support/wait.js';
 
 const DRACHTIO_SECRET = 'fake-drachtio-secret';
@@ -236,5 +238,147 @@ describe('drachtio engine against FakeDrachtioServer + FakeFreeSwitch', () => {
     const [m] = await t.server.core.messages.list('demo.local', '202');
     expect(m).toMatchObject({ caller: '5550000', durationMs: 2000 });
     await t.server.core.messages.delete('demo.local', '202', m!.id, { channel: 'admin', actor: 'test', callId: null });
+  }, 30_000);
+});
+
+/**
+ * The limits on the drachtio engine, as on the embedded one (test/e2e/limits-and-metrics.test.ts):
+ * MAX_CALLS and the per-source INVITE rate → 503 with Retry-After, and a store outage at routing
+ * → 503 with Retry-After, counted in vmaccess_store_errors_total. With DATABASE_URL the store is
+ * Postgres behind a FlakyProxy the test can take away; without it, PGlite and no outage case.
+ */
+describe('drachtio engine limits against FakeDrachtioServer + FakeFreeSwitch', () => {
+  const DATABASE_URL = process.env.DATABASE_URL;
+  let drachtio: FakeDrachtioServer;
+  let freeswitch: FakeFreeSwitch;
+  let t: TestServer;
+  let proxy: FlakyProxy | null = null;
+  let dropDb: (() => Promise<void>) | null = null;
+  let callerPort = 5400;
+  const engine = (): DrachtioEngine => t.server.engine as DrachtioEngine;
+  const metric = async (series: string): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${t.server.http.port}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+    if (line === undefined) {
+      // A labelled counter has no sample until its first count; its metric is still declared.
+      expect(text).toContain(`# TYPE ${series.replace(/\{.*$/, '')} counter`);
+      return 0;
+    }
+    return Number(line.slice(series.length + 1));
+  };
+  /** Retry-After (RFC 3261 §20.33): delta-seconds, at least one. */
+  const retryAfter = (response: SipText): number => {
+    const value = header(response, 'retry-after');
+    expect(value).toMatch(/^\d+$/);
+    return Number(value);
+  };
+
+  beforeAll(async () => {
+    drachtio = await FakeDrachtioServer.start({ secret: DRACHTIO_SECRET });
+    freeswitch = await FakeFreeSwitch.start(drachtio, { password: ESL_PASSWORD, playbackSpeed: 8 });
+    let store: Record<string, string> = {};
+    if (DATABASE_URL !== undefined) {
+      const db = await createPostgresTestDatabase();
+      dropDb = () => db.drop();
+      const upstream = new URL(db.databaseUrl);
+      proxy = new FlakyProxy({ host: upstream.hostname, port: Number(upstream.port || 5432) });
+      await proxy.open();
+      const proxied = new URL(db.databaseUrl);
+      proxied.port = String(proxy.port);
+      store = { DATABASE_URL: proxied.toString(), PIN_PEPPER: 'drachtio-limits-pepper-0123456789' };
+    }
+    t = await startTestServer('pglite', {
+      SIP_ENGINE: 'drachtio',
+      DRACHTIO_HOST: '127.0.0.1', DRACHTIO_PORT: String(drachtio.port), DRACHTIO_SECRET,
+      FREESWITCH_HOST: '127.0.0.1', FREESWITCH_PORT: String(freeswitch.eslPort), FREESWITCH_SECRET: ESL_PASSWORD,
+      ESL_LISTEN_ADDRESS: '127.0.0.1', ESL_LISTEN_PORT: '0',
+      MAX_CALLS: '1', INVITE_RATE_PER_SOURCE: '1', INVITE_BURST_PER_SOURCE: '2',
+      ...store,
+    });
+    await drachtio.waitForApp();
+    await waitFor(() => engine().mediaServerState === 'ready', 10_000, 'the media server');
+  }, 60_000);
+  afterAll(async () => {
+    await t?.stop();
+    await proxy?.close();
+    await dropDb?.();
+    await freeswitch?.close();
+    await drachtio?.close();
+  });
+  afterEach(async () => {
+    await waitFor(() => engine().activeCalls === 0 && engine().setupsInProgress === 0, 10_000, 'no active calls');
+  });
+
+  it('MAX_CALLS=1: a second INVITE gets 503 with Retry-After, counted in /metrics; once the call ends, calls are taken again', async () => {
+    const first = new FakeCaller(drachtio, '127.0.0.1', callerPort++);
+    const channel = freeswitch.nextChannel();
+    expect((await first.invite({ requestUri: 'sip:*97@demo.local', from: '<sip:201@demo.local>' })).status).toBe(200);
+    await channel;
+    const before = await metric('vmaccess_invites_rejected_total{status="503"}');
+    const refused = await new FakeCaller(drachtio, '127.0.0.1', callerPort++).invite({ requestUri: 'sip:*97@demo.local', from: '<sip:202@demo.local>' });
+    expect(refused.status).toBe(503);
+    expect(retryAfter(refused)).toBeGreaterThanOrEqual(1);
+    expect(await metric('vmaccess_invites_rejected_total{status="503"}')).toBe(before + 1);
+    expect(engine().activeCalls).toBe(1);
+    expect(await first.bye()).toBe(200);
+    await waitFor(() => engine().activeCalls === 0, 5000, 'the call to end');
+    const again = new FakeCaller(drachtio, '127.0.0.1', callerPort++);
+    expect((await again.invite({ requestUri: 'sip:*97@demo.local', from: '<sip:202@demo.local>' })).status).toBe(200);
+    await waitFor(() => again.leg !== null && freeswitch.channels.at(-1)!.playbacks.length > 0, 5000, 'the first prompt');
+    expect(await again.bye()).toBe(200);
+  }, 30_000);
+
+  it('a BYE right behind the ACK ends the call as the caller\'s hang-up (not by the IVR\'s timeouts), and FreeSWITCH\'s channel is released', async () => {
+    // FakeCaller sends its ACK and then, at once, the BYE: drachtio-srf often reads both in one
+    // chunk, before the engine has a listener on the new dialog (engine.ts checks dialog.connected).
+    const endedByCaller = await metric('vmaccess_calls_total{outcome="ended_by_caller"}');
+    const endedByServer = await metric('vmaccess_calls_total{outcome="ended_by_server"}');
+    for (let i = 0; i < 3; i++) {
+      const caller = new FakeCaller(drachtio, '127.0.0.1', callerPort++);
+      const channel = freeswitch.nextChannel();
+      expect((await caller.invite({ requestUri: 'sip:*97@demo.local', from: '<sip:202@demo.local>' })).status).toBe(200);
+      expect(await caller.bye()).toBe(200);
+      const ch = await channel;
+      // Nothing left of it, the answering included (MAX_CALLS=1 counts a setup in progress too).
+      await waitFor(() => engine().activeCalls === 0 && engine().setupsInProgress === 0 && ch.hungUp, 5000, 'the call to end and its channel to go');
+      // The server never said goodbye to a caller who had gone: no BYE of its own.
+      expect(caller.requests.filter((r) => r.method === 'BYE')).toEqual([]);
+    }
+    expect(await metric('vmaccess_calls_total{outcome="ended_by_caller"}')).toBe(endedByCaller + 3);
+    expect(await metric('vmaccess_calls_total{outcome="ended_by_server"}')).toBe(endedByServer);
+  }, 30_000);
+
+  it('an untrusted source over INVITE_RATE_PER_SOURCE gets 503 with Retry-After; a trusted one is not limited', async () => {
+    // 192.0.2.50 is outside TRUSTED_SIP_PEERS (127.0.0.0/8, ::1); one INVITE after another, so
+    // MAX_CALLS=1 never counts two setups at once. 5555 is no access number: 404 when admitted.
+    const scanner = new FakeCaller(drachtio, '192.0.2.50', 5060);
+    const statuses: number[] = [];
+    let limited: SipText | undefined;
+    for (let i = 0; i < 3; i++) {
+      const final = await scanner.invite({ requestUri: 'sip:5555@demo.local', from: '<sip:scanner@example.net>' });
+      statuses.push(final.status ?? 0);
+      if (final.status === 503) limited = final;
+    }
+    expect(statuses).toEqual([404, 404, 503]);
+    expect(retryAfter(limited!)).toBeGreaterThanOrEqual(1);
+    expect(retryAfter(limited!)).toBeLessThanOrEqual(2);
+    expect(t.logs.records().some((r) => r.msg === 'INVITE refused: per-source INVITE rate exceeded' && r.source === '192.0.2.50')).toBe(true);
+    const trusted = new FakeCaller(drachtio, '127.0.0.1', callerPort++);
+    for (let i = 0; i < 4; i++) expect((await trusted.invite({ requestUri: 'sip:5555@demo.local', from: '<sip:201@demo.local>' })).status).toBe(404);
+  }, 30_000);
+
+  it.skipIf(DATABASE_URL === undefined)('the store away at routing: 503 with Retry-After, a store error in /metrics; back: calls work', async () => {
+    const before = await metric('vmaccess_store_errors_total');
+    await proxy!.close();
+    const caller = new FakeCaller(drachtio, '127.0.0.1', callerPort++);
+    const refused = await caller.invite({ requestUri: 'sip:*97@demo.local', from: '<sip:201@demo.local>' });
+    expect(refused.status).toBe(503);
+    expect(retryAfter(refused)).toBeGreaterThanOrEqual(1);
+    expect(await metric('vmaccess_store_errors_total')).toBeGreaterThan(before);
+    expect(freeswitch.channels.filter((c) => !c.hungUp)).toHaveLength(0);
+    await proxy!.open();
+    const again = new FakeCaller(drachtio, '127.0.0.1', callerPort++);
+    expect((await again.invite({ requestUri: 'sip:*97@demo.local', from: '<sip:201@demo.local>' })).status).toBe(200);
+    expect(await again.bye()).toBe(200);
   }, 30_000);
 });
