@@ -11,7 +11,8 @@ import type { LoginGuard } from './guard/login-guard.js';
 import { AccessCodeService } from './mailbox/access-code-service.js';
 import { Metrics } from './metrics/metrics.js';
 import { createPasswordHasher } from './domain/password-hasher.js';
-import { FileAudioStore, type AudioStore } from './messages/audio-store.js';
+import { DatabaseAudioStore, FileAudioStore, type AudioStore } from './messages/audio-store.js';
+import { LocalChangeBus, PostgresChangeBus } from './messages/mailbox-changes.js';
 import { MessageService } from './messages/message-service.js';
 import { join } from 'node:path';
 import { openDatabase, type Database } from './store/database.js';
@@ -29,9 +30,12 @@ export interface Core {
   readonly metrics: Metrics;
   /** Hashes portal and operator web passwords (a pepper of its own, derived from PIN_PEPPER). */
   readonly passwords: AccessCodeHasher;
-  /** Message audio, greetings and names: DATA_DIR/messages. */
+  /** Message audio, greetings and names: files in DATA_DIR/messages, or the database (MESSAGE_AUDIO_STORE). */
   readonly audio: AudioStore;
-  /** The folder of `audio` (for the orphan sweep at start). */
+  /**
+   * DATA_DIR/messages: the file store's folder, and with either kind the place of recordings in
+   * progress (incoming/) and FreeSWITCH's playback copies (playback/); swept at start.
+   */
   readonly audioDir: string;
   /** Voicemail messages: deposit, list, save, delete; announces count changes (MWI). */
   readonly messages: MessageService;
@@ -56,11 +60,14 @@ export async function openCore(config: Config, logger: Logger, opts: { migrate: 
   const accessCodes = new AccessCodeService({ db, hasher, logger, guard, metrics });
   const passwords = createPasswordHasher(pepper);
   const audioDir = join(config.dataDir, 'messages');
-  const audio = new FileAudioStore(audioDir);
-  const messages = new MessageService({ db, audio, logger });
+  const audio: AudioStore = config.messageAudioStore === 'database' ? new DatabaseAudioStore(db) : new FileAudioStore(audioDir);
+  // Several servers can share Postgres (and the lamps their phones subscribe to); PGlite has one.
+  const changes = config.databaseUrl !== undefined ? new PostgresChangeBus({ databaseUrl: config.databaseUrl, logger }) : new LocalChangeBus();
+  const messages = new MessageService({ db, audio, logger, changes });
   return {
     config, logger, db, hasher, accessCodes, guard, metrics, passwords, audio, audioDir, messages,
     close: async () => {
+      await messages.close();
       await guard.close();
       await db.close();
     },

@@ -65,6 +65,8 @@ export interface Config {
   readonly portal: { readonly secureCookies: boolean };
   /** MWI_CONTACTS: unsolicited message-waiting NOTIFY targets per `mailbox@domain`. */
   readonly mwiContacts: ReadonlyMap<string, readonly string[]>;
+  /** MESSAGE_AUDIO_STORE: message audio as files under DATA_DIR/messages, or bytea in the database. */
+  readonly messageAudioStore: 'file' | 'database';
 }
 
 type Env = Record<string, string | undefined>;
@@ -229,6 +231,10 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(freeswitchProfile)) {
     throw new ConfigError('FREESWITCH_PROFILE', 'a SIP profile name (letters, digits, _ . -)', freeswitchProfile);
   }
+  const messageAudioStore = value(env, 'MESSAGE_AUDIO_STORE') ?? 'file';
+  if (messageAudioStore !== 'file' && messageAudioStore !== 'database') {
+    throw new ConfigError('MESSAGE_AUDIO_STORE', "'file' or 'database'", messageAudioStore);
+  }
   const eslAdvertised = value(env, 'ESL_ADVERTISED_ADDRESS');
   if (eslAdvertised !== undefined && !/^[A-Za-z0-9.\-:]+$/.test(eslAdvertised)) {
     throw new ConfigError('ESL_ADVERTISED_ADDRESS', 'a host name or address', eslAdvertised);
@@ -282,5 +288,6 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     },
     portal: { secureCookies: boolean(env, 'PORTAL_SECURE_COOKIES', false) },
     mwiContacts: parseMwiContacts(value(env, 'MWI_CONTACTS')),
+    messageAudioStore,
   };
 }

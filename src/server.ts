@@ -3,6 +3,8 @@
  * back down on SIGTERM/SIGINT (CONTRACT: stop taking calls, let active calls finish up to 30 s,
  * exit 0).
  */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { openCore, type Core } from './app.js';
@@ -12,6 +14,8 @@ import { PortalService } from './portal/portal-service.js';
 import { publishServerRuntime, type PublishedRuntime } from './runtime/server-runtime.js';
 import { seedDemo } from './store/demo.js';
 import { createMwiBackend } from './messages/mwi-backend.js';
+import { sweepMessageFolder } from './messages/orphan-sweep.js';
+import { INCOMING_DIR } from './messages/audio-store.js';
 import { CallRouter } from './telephony/router.js';
 import type { CallEngine } from './telephony/engine.js';
 import { EmbeddedEngine } from './telephony/embedded/engine.js';
@@ -45,8 +49,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       const { inserted } = await seedDemo(core.db, core.hasher, core.passwords);
       logger.info({ inserted }, inserted === 0 ? 'demo tenant present' : 'demo tenant seeded');
     }
-    // Audio a crash left without its message row (between the two steps of a deposit or delete).
-    await core.messages.sweepOrphans(core.audioDir).catch((err: unknown) => logger.error({ err }, 'orphan sweep of message audio failed'));
+    // What a crash left in the message folder: only files old enough that no server sharing the
+    // folder can still be writing them or about to commit their row (messages/orphan-sweep.ts).
+    await sweepMessageFolder({ db: core.db, dir: core.audioDir, logger }).catch((err: unknown) => logger.error({ err }, 'orphan sweep of message audio failed'));
+    // Count changes made by other servers on the same Postgres reach this server's lamps.
+    core.messages.listenToOtherServers();
+    // FreeSWITCH (drachtio engine) records into incoming/ and does not create folders itself.
+    await mkdir(join(core.audioDir, INCOMING_DIR), { recursive: true, mode: 0o700 });
     const router = new CallRouter({
       db: core.db,
       trustedPeers: config.trustedSipPeers,
@@ -106,7 +115,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
 async function createEngine(config: Config, core: Core, router: CallRouter, logger: Logger): Promise<CallEngine> {
   const mwi = createMwiBackend({ db: core.db, messages: core.messages, defaultDomain: config.defaultDomain, contacts: config.mwiContacts });
-  const common = { config, router, accessCodes: core.accessCodes, messages: core.messages, audio: core.audio, mwi, logger, metrics: core.metrics };
+  const common = {
+    config, router, accessCodes: core.accessCodes, messages: core.messages, audio: core.audio, audioDir: core.audioDir, mwi, logger, metrics: core.metrics,
+  };
   if (config.sipEngine === 'drachtio') return new DrachtioEngine(common);
   return EmbeddedEngine.create(common);
 }

@@ -9,6 +9,9 @@ export const WAV_SAMPLE_RATE = 8000;
 /** WAVE_FORMAT_PCM and WAVE_FORMAT_EXTENSIBLE (whose 16-bit integer subformat is still PCM). */
 const PCM_FORMAT_TAGS = new Set([1, 0xfffe]);
 
+/** The WavFormatError reason of a well-formed WAV that holds no audio (a recording of nothing). */
+export const NO_AUDIO_SAMPLES = 'no audio samples';
+
 export class WavFormatError extends Error {
   constructor(readonly reason: string) {
     super(`${reason} (expected a WAV file, 8000 Hz, mono, 16-bit PCM)`);
@@ -31,7 +34,7 @@ export function decodePcmWav(bytes: Uint8Array): Int16Array {
   if (fmt.numChannels !== 1) throw new WavFormatError(`${fmt.numChannels} channels`);
   if (fmt.sampleRate !== WAV_SAMPLE_RATE) throw new WavFormatError(`${fmt.sampleRate} Hz`);
   const samples = wav.getSamples(false, Int16Array) as unknown as Int16Array;
-  if (samples.length === 0) throw new WavFormatError('no audio samples');
+  if (samples.length === 0) throw new WavFormatError(NO_AUDIO_SAMPLES);
   return samples;
 }
 

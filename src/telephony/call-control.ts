@@ -17,8 +17,20 @@ export interface RecordingLimits {
 export interface Recording {
   /** Ends it now (`#`, the caller hung up). Idempotent. */
   stop(): void;
-  /** What was said, once the recording ended by any cause; null if nothing could be recorded. */
+  /**
+   * What was said, once the recording ended by any cause; null if nothing was said. Rejects
+   * (RecordingFailedError) when a recording was made but cannot be used: the caller then hears
+   * the store-trouble prompt, not the goodbye of a message too short to keep.
+   */
   readonly done: Promise<RecordedAudio | null>;
+}
+
+/** A recording exists but cannot be read or is not audio we can store. */
+export class RecordingFailedError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RecordingFailedError';
+  }
 }
 
 /**

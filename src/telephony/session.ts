@@ -10,7 +10,7 @@ import type {
 } from '../ivr/types.js';
 import type { AccessCodeService, CallContext } from '../mailbox/access-code-service.js';
 import type { MessageService, StoredMessage } from '../messages/message-service.js';
-import type { CallControl, CallEvents, DigitMethod, Recording } from './call-control.js';
+import { RecordingFailedError, type CallControl, type CallEvents, type DigitMethod, type Recording } from './call-control.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CallerId } from './router.js';
 
@@ -245,7 +245,9 @@ export class CallSession implements CallEvents {
       this.log.info({ mailbox, durationMs: Math.round(audio.durationMs), result }, 'message left');
       return result;
     }).catch((err: unknown) => {
-      this.log.error({ err }, 'message could not be stored');
+      // A recording that exists but cannot be used (RecordingFailedError) is a failure the caller
+      // hears as "try again later", never the goodbye of a message too short to keep.
+      this.log.error({ err }, err instanceof RecordingFailedError ? 'recording unusable: message not stored' : 'message could not be stored');
       return 'unavailable' as const;
     });
     this.track(stored.then((result) => this.dispatch({ type: 'recordingStopped', requestId, result })));

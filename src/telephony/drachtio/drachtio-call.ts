@@ -12,19 +12,22 @@
  *   one reports that it finished.
  * - hangup: BYE to the caller and `hangup` of the FreeSWITCH channel (its BYE ends that leg).
  * - transfer: REFER (RFC 3515) in the caller's dialog; 2xx means the phone will try.
- * - messages: FreeSWITCH plays and records them in the message store folder itself
- *   (FREESWITCH_MESSAGES_DIR — DATA_DIR/messages on a shared volume). A recording is made
- *   under a fresh store key, read back by us when `record` ends (# through uuid_break, 5 s of
- *   silence, the time limit, or the hang-up), handed to the deposit, and removed; should we crash
- *   in between, the store's orphan sweep removes it at the next start.
+ * - messages: FreeSWITCH records and plays them as files in the message folder it shares with us
+ *   (FREESWITCH_MESSAGES_DIR; ./message-files.ts). A recording goes to `incoming/` under a fresh
+ *   name; when `record` ends (# through uuid_break, FreeSWITCH's own silence detection, the time
+ *   limit, or the hang-up) we read it back, cut the silence that ended it (as the embedded
+ *   recorder does, messages/silence.ts), hand it to the deposit and remove the file. A recording
+ *   that cannot be read is an error the caller hears ("try again later"), not "too short".
  */
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
 import type { PromptId } from '../../ivr/prompts.js';
 import type { PlayItem } from '../../ivr/types.js';
-import { decodePcmWav, pcmDurationMs } from '../../messages/wav.js';
-import type { CallControl, RecordedAudio, Recording, RecordingLimits } from '../call-control.js';
+import { trimTrailingSilence } from '../../messages/silence.js';
+import { decodePcmWav, encodePcmWav, NO_AUDIO_SAMPLES, pcmDurationMs, WavFormatError } from '../../messages/wav.js';
+import { RecordingFailedError, type CallControl, type RecordedAudio, type Recording, type RecordingLimits } from '../call-control.js';
 import type { MediaEndpoint, SrfDialog } from './drachtio-types.js';
+import type { FreeswitchMessageFiles, PlayableFile, RecordingFile } from './message-files.js';
 
 export interface DrachtioCallOptions {
   readonly dialog: SrfDialog;
@@ -34,14 +37,8 @@ export interface DrachtioCallOptions {
   readonly promptsDir: string;
   /** Host of the domain, for the Refer-To URI of a transfer. */
   readonly domain: string;
-  /** The message store folder as FreeSWITCH sees it (absolute). */
-  readonly messagesDir: string;
-  /** Our side of that folder: a fresh key, reading and removing a file FreeSWITCH wrote. */
-  readonly recordings: {
-    newKey(): string;
-    get(key: string): Promise<Buffer>;
-    delete(keys: readonly string[]): Promise<void>;
-  };
+  /** The message folder FreeSWITCH records into and plays from (./message-files.ts). */
+  readonly messageFiles: FreeswitchMessageFiles;
   readonly logger: Logger;
 }
 
@@ -68,34 +65,63 @@ export class DrachtioCall implements CallControl {
     return join(this.opts.promptsDir, 'en', `${id}.wav`);
   }
 
-  /** Absolute path of a prompt or a stored message for FreeSWITCH's playback. */
-  itemPath(item: PlayItem): string {
-    return typeof item === 'string' ? this.promptPath(item) : join(this.opts.messagesDir, item.audio);
-  }
-
-  play(prompts: readonly PlayItem[], onFinished: () => void): void {
+  play(items: readonly PlayItem[], onFinished: () => void): void {
     if (this.#ended) return;
     // Replace whatever plays now (the port's contract).
     if (this.#playing > 0) this.#break();
     const generation = ++this.#generation;
-    if (prompts.length === 0) {
-      queueMicrotask(() => { if (generation === this.#generation && !this.#ended) onFinished(); });
+    const current = (): boolean => generation === this.#generation && !this.#ended;
+    if (items.every((item) => typeof item === 'string')) {
+      this.#start(items.map((id) => this.promptPath(id as PromptId)), [], current, onFinished);
+      return;
+    }
+    // Stored messages need a file FreeSWITCH can read (a copy, with the database store) first.
+    void this.#files(items).then(({ files, held }) => {
+      if (!current()) {
+        for (const f of held) f.release();
+        return;
+      }
+      this.#start(files, held, current, onFinished);
+    });
+  }
+
+  /** The files to play for `items`; a message that cannot be had is skipped and logged (the port's contract). */
+  async #files(items: readonly PlayItem[]): Promise<{ files: string[]; held: PlayableFile[] }> {
+    const parts = await Promise.all(items.map(async (item): Promise<PlayableFile | string | null> => {
+      if (typeof item === 'string') return this.promptPath(item);
+      try {
+        return await this.opts.messageFiles.playable(item.audio);
+      } catch (err) {
+        this.opts.logger.error({ err: (err as Error).message }, 'message audio unreadable; skipped');
+        return null;
+      }
+    }));
+    const held = parts.filter((p): p is PlayableFile => typeof p === 'object' && p !== null);
+    const files = parts.filter((p) => p !== null).map((p) => (typeof p === 'string' ? p : p.freeswitchPath));
+    return { files, held };
+  }
+
+  #start(files: string[], held: readonly PlayableFile[], current: () => boolean, onFinished: () => void): void {
+    const release = (): void => { for (const f of held) f.release(); };
+    if (files.length === 0) {
+      queueMicrotask(() => { if (current()) onFinished(); });
       return;
     }
     this.#playing += 1;
-    const files = prompts.map((item) => this.itemPath(item));
     this.opts.endpoint.play(files.length === 1 ? files[0]! : files).then(
       () => {
         this.#playing -= 1;
-        if (generation === this.#generation && !this.#ended) onFinished();
+        release();
+        if (current()) onFinished();
       },
       (err: unknown) => {
         this.#playing -= 1;
+        release();
         if (this.#ended) return;
         // A missing file or a channel that went away: never leave the caller in silence forever;
         // the IVR's no-input timer still runs only after "finished", so report it like the end.
-        this.opts.logger.error({ err: (err as Error).message, prompts }, 'FreeSWITCH playback failed');
-        if (generation === this.#generation) onFinished();
+        this.opts.logger.error({ err: (err as Error).message, files }, 'FreeSWITCH playback failed');
+        if (current()) onFinished();
       },
     );
   }
@@ -113,11 +139,13 @@ export class DrachtioCall implements CallControl {
   }
 
   record(limits: RecordingLimits): Recording {
-    const { endpoint, recordings, logger } = this.opts;
-    const key = recordings.newKey();
+    const { endpoint, messageFiles, logger } = this.opts;
+    const file = messageFiles.newRecording();
     this.#recording = true;
+    // Set when we end it (# or the hang-up): everything is kept then, as on the embedded engine.
+    let stopped = false;
     const args = [
-      join(this.opts.messagesDir, key), String(Math.ceil(limits.maxMs / 1000)),
+      file.freeswitchPath, String(Math.ceil(limits.maxMs / 1000)),
       String(RECORD_SILENCE_THRESHOLD), String(Math.max(1, Math.round(limits.silenceMs / 1000))),
     ].join(' ');
     const done = endpoint.execute('record', args)
@@ -128,21 +156,58 @@ export class DrachtioCall implements CallControl {
       .then(async (): Promise<RecordedAudio | null> => {
         this.#recording = false;
         try {
-          const wav = await recordings.get(key);
-          return { wav, durationMs: pcmDurationMs(decodePcmWav(wav)) };
-        } catch (err) {
-          logger.error({ err: (err as Error).message }, 'FreeSWITCH recording unreadable');
-          return null;
+          return await this.#takeRecording(file, stopped);
         } finally {
-          await recordings.delete([key]).catch(() => undefined);
+          await file.remove().catch(() => undefined);
         }
       });
     return {
       stop: () => {
+        stopped = true;
         if (this.#recording && endpoint.connected) this.#break();
       },
       done,
     };
+  }
+
+  /**
+   * The message FreeSWITCH recorded: null when nothing was said (no file because the caller left
+   * before it was opened, a file without samples, or nothing but silence); RecordingFailedError
+   * when there is a recording we cannot use — the caller must not be told "goodbye" as if the
+   * message had been too short.
+   */
+  async #takeRecording(file: RecordingFile, stopped: boolean): Promise<RecordedAudio | null> {
+    const { endpoint, logger } = this.opts;
+    let bytes: Buffer;
+    try {
+      bytes = await file.read();
+    } catch (err) {
+      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+      if (missing && (this.#ended || !endpoint.connected || !this.opts.dialog.connected)) {
+        logger.debug('no recording: the caller left before FreeSWITCH wrote one');
+        return null;
+      }
+      logger.error({ err: (err as Error).message }, 'FreeSWITCH recording unreadable');
+      throw new RecordingFailedError('FreeSWITCH recording unreadable', { cause: err });
+    }
+    let pcm: Int16Array;
+    try {
+      pcm = decodePcmWav(bytes);
+    } catch (err) {
+      if (err instanceof WavFormatError && err.reason === NO_AUDIO_SAMPLES) return null;
+      logger.error({ err: (err as Error).message }, 'FreeSWITCH recording is not 8 kHz mono 16-bit WAV');
+      throw new RecordingFailedError('FreeSWITCH recording unusable', { cause: err });
+    }
+    // FreeSWITCH stopped on its own (silence, or the limit) with that silence in the file: cut it.
+    if (!stopped) {
+      const trimmed = trimTrailingSilence(pcm);
+      if (trimmed.length === 0) return null;
+      if (trimmed.length < pcm.length) {
+        pcm = trimmed;
+        bytes = encodePcmWav(pcm);
+      }
+    }
+    return { wav: bytes, durationMs: pcmDurationMs(pcm) };
   }
 
   hangup(): void {

@@ -244,7 +244,7 @@ describe('CallSession', () => {
 
   it('listening: lists through the message operations, marks a played message heard, deletes with the call context', async () => {
     const call = new FakeCall();
-    const stored: StoredMessage[] = [{ id: '7', caller: '5551234', callerName: null, receivedAt: new Date('2026-03-04T14:05:00Z'), durationMs: 3000, state: 'new', audioKey: 'a'.repeat(32) + '.wav' }];
+    const stored: StoredMessage[] = [{ id: '7', caller: '5551234', callerName: null, receivedAt: new Date('2026-03-04T14:05:00Z'), durationMs: 3000, state: 'new', folder: 'inbox', audioKey: 'a'.repeat(32) + '.wav' }];
     const msgs = messageOps(stored);
     const s = new CallSession({
       call, domain: 'demo.local', entry: { kind: 'ownMailbox', mailbox: '201', firstTimeSetup: false }, settings: DEFAULT_IVR_SETTINGS,

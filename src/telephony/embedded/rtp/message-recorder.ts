@@ -10,19 +10,13 @@
  */
 import type { RecordedAudio, RecordingLimits } from '../../call-control.js';
 import { encodePcmWav, pcmDurationMs } from '../../../messages/wav.js';
+import { frameRms, SILENCE_RMS } from '../../../messages/silence.js';
 import { decodeG711, SAMPLE_RATE, type AudioCodec } from './g711.js';
 
-/** Frame RMS under this (about −40 dBFS) is silence; line noise and comfort noise are below. */
-export const SILENCE_RMS = 330;
+/** Silence is judged alike on both engines (messages/silence.ts). */
+export { frameRms, SILENCE_RMS };
 
 export type RecordingEnd = 'stopped' | 'silence' | 'maxLength';
-
-export function frameRms(samples: Int16Array): number {
-  if (samples.length === 0) return 0;
-  let sum = 0;
-  for (const s of samples) sum += s * s;
-  return Math.sqrt(sum / samples.length);
-}
 
 export class MessageRecorder {
   private readonly chunks: Int16Array[] = [];
