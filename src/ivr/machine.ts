@@ -221,7 +221,8 @@ function start(d: Draft, entry: Entry): void {
     case 'deposit':
       // The greeting, then the tone; recording starts when it ends (or on # during it).
       d.set({ mailbox: entry.mailbox, phase: 'greeting' });
-      d.play(defaultGreeting(entry.mailbox));
+      // A recorded greeting replaces the spoken default; the tone follows either.
+      d.play(entry.greeting !== undefined ? [{ audio: entry.greeting }, 'beep'] : defaultGreeting(entry.mailbox));
       break;
   }
 }

@@ -23,8 +23,11 @@ export type Entry =
   /** Untrusted peer, or a caller without a mailbox: ask for the account number first. */
   | { readonly kind: 'accountNumber' }
   | { readonly kind: 'autoAttendant'; readonly options: readonly AutoAttendantOption[] }
-  /** A caller leaving a message for the mailbox (its deposit address, or a PBX's redirect). */
-  | { readonly kind: 'deposit'; readonly mailbox: string };
+  /**
+   * A caller leaving a message for the mailbox (its deposit address, or a PBX's redirect);
+   * `greeting`: the mailbox's recorded greeting (audio key), played instead of the default one.
+   */
+  | { readonly kind: 'deposit'; readonly mailbox: string; readonly greeting?: string };
 
 /** What one play command plays, in order: prompts, and recordings from the message store (by key). */
 export type PlayItem = PromptId | { readonly audio: string };

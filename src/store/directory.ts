@@ -23,6 +23,8 @@ export interface MailboxRecord {
   displayName: string | null;
   /** Extension of the owning user; null for a shared mailbox (or one whose owner was removed). */
   ownerExtension: string | null;
+  /** The recorded greeting callers leaving a message hear (audio store key); null: the default one. */
+  greetingKey: string | null;
 }
 
 export interface AutoAttendantOption {
@@ -80,7 +82,7 @@ export async function findAccessNumber(
   return { kind: row.kind === 'auto_attendant' ? 'autoAttendant' : 'voicemail' };
 }
 
-const MAILBOX_COLUMNS = `m.id, m.domain_id, m.number, m.shared, m.display_name, u.extension AS owner_extension`;
+const MAILBOX_COLUMNS = `m.id, m.domain_id, m.number, m.shared, m.display_name, u.extension AS owner_extension, m.greeting_key`;
 
 interface MailboxRow {
   id: number;
@@ -89,6 +91,7 @@ interface MailboxRow {
   shared: boolean;
   display_name: string | null;
   owner_extension: string | null;
+  greeting_key: string | null;
 }
 
 function toMailbox(row: MailboxRow): MailboxRecord {
@@ -99,6 +102,7 @@ function toMailbox(row: MailboxRow): MailboxRecord {
     shared: row.shared,
     displayName: row.display_name,
     ownerExtension: row.owner_extension,
+    greetingKey: row.greeting_key,
   };
 }
 

@@ -84,10 +84,24 @@ function storableUser(user: string | undefined): string | undefined {
   return user;
 }
 
+/**
+ * The caller's extension as a trusted peer presents it: the P-Asserted-Identity user, else the
+ * From user (RFC 3325 §9.1). A P-Asserted-Identity that is present but unusable names nobody (no
+ * fallback to From). Calls and message-summary SUBSCRIBEs to an access number use the same rule.
+ */
+export function callerUser(assertedUser: string | undefined, fromUser: string | undefined): string | undefined {
+  return assertedUser !== undefined ? storableUser(assertedUser) : storableUser(fromUser);
+}
+
 /** For the audit actor of an untrusted caller: visible, bounded, never a control character. */
 function printable(text: string | undefined, fallback: string): string {
   if (text === undefined || text === '') return fallback;
   return [...text.slice(0, USER_MAX)].map((c) => (CONTROL.test(c) ? '?' : c)).join('');
+}
+
+/** Leaving a message: the mailbox, and its recorded greeting when it has one. */
+function depositEntry(mailbox: MailboxRecord): Entry {
+  return { kind: 'deposit', mailbox: mailbox.number, ...(mailbox.greetingKey !== null ? { greeting: mailbox.greetingKey } : {}) };
 }
 
 export class CallRouter {
@@ -108,14 +122,13 @@ export class CallRouter {
     // RFC 3325 §5: a P-Asserted-Identity is only believed from inside the trust domain; so is
     // the From user. Outside it the caller is whoever types the right account number and code.
     const trusted = this.opts.trustedPeers.contains(a.sourceAddress);
-    // A P-Asserted-Identity that is present but unusable names nobody (no fallback to From).
-    const callerUser = a.assertedUser !== undefined ? storableUser(a.assertedUser) : storableUser(a.fromUser);
-    const actor = trusted && callerUser !== undefined
-      ? `${callerUser}@${domain.name}`
+    const identity = callerUser(a.assertedUser, a.fromUser);
+    const actor = trusted && identity !== undefined
+      ? `${identity}@${domain.name}`
       : `unverified:${printable(a.fromUser, 'anonymous')}@${printable(a.fromHost, 'unknown')} via ${a.sourceAddress}`;
     const caller: CallerId = {
       // Caller ID as presented: the asserted identity from a trusted peer, else the From user.
-      number: printable(trusted ? callerUser : storableUser(a.fromUser), ''),
+      number: printable(trusted ? identity : storableUser(a.fromUser), ''),
       name: a.fromDisplayName === undefined || a.fromDisplayName === '' ? null : printable(a.fromDisplayName, ''),
     };
     const base = { domain, actor, trusted, caller };
@@ -123,7 +136,7 @@ export class CallRouter {
     if (number.toLowerCase().startsWith(DEPOSIT_PREFIX)) {
       const mailbox = await findMailbox(db, domain.id, number.slice(DEPOSIT_PREFIX.length));
       if (mailbox === null) return { kind: 'unknownNumber', domain: domain.name };
-      return { kind: 'routed', call: { ...base, entry: { kind: 'deposit', mailbox: mailbox.number } } };
+      return { kind: 'routed', call: { ...base, entry: depositEntry(mailbox) } };
     }
 
     const accessNumber = number === '' ? null : await findAccessNumber(db, domain.id, number);
@@ -152,11 +165,11 @@ export class CallRouter {
     if (redirect !== undefined) {
       const mailbox = await this.redirectedMailbox(domain.id, redirect.user);
       if (mailbox === null) return { kind: 'unknownNumber', domain: domain.name };
-      return { kind: 'routed', call: { ...base, entry: { kind: 'deposit', mailbox: mailbox.number } } };
+      return { kind: 'routed', call: { ...base, entry: depositEntry(mailbox) } };
     }
 
-    if (trusted && callerUser !== undefined) {
-      const mailbox = await findMailboxOwnedBy(db, domain.id, callerUser);
+    if (trusted && identity !== undefined) {
+      const mailbox = await findMailboxOwnedBy(db, domain.id, identity);
       if (mailbox !== null) {
         const has = await this.opts.hasAccessCode(domain.name, mailbox.number);
         if (has === 'unavailable') throw Object.assign(new Error('store unavailable'), { code: 'STORE_UNAVAILABLE' });

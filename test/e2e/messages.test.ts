@@ -9,7 +9,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { decodePcmWav } from '../../src/messages/wav.js';
+import { decodePcmWav, encodePcmWav } from '../../src/messages/wav.js';
 import { listAuditEvents } from '../../src/store/audit.js';
 import type { EmbeddedEngine } from '../../src/telephony/embedded/engine.js';
 import { describeEachDatabase } from '../integration/store/helpers.js';
@@ -102,7 +102,10 @@ describeEachDatabase('messages: deposit, listen, delete', (variant) => {
     // The phone's light goes on.
     await waitFor(() => notifies().some((b) => /Messages-Waiting: yes[\s\S]*Voice-Message: 1\/0/.test(b)), 5000, 'NOTIFY 1 new');
     const audioDir = join(t.config.dataDir, 'messages');
-    expect(await readdir(audioDir)).toEqual([stored!.audioKey]);
+    // The file in place under its key; nothing left in incoming/ where it was written.
+    const audioFiles = async (): Promise<string[]> => (await readdir(audioDir)).filter((f) => f !== 'incoming');
+    expect(await audioFiles()).toEqual([stored!.audioKey]);
+    expect(await readdir(join(audioDir, 'incoming'))).toEqual([]);
 
     // --- listen: *97, code, 1 ------------------------------------------------------------------
     const owner = await TestUa.call({ target: target(), requestUri: 'sip:*97@demo.local', from: 'sip:201@demo.local' });
@@ -135,7 +138,7 @@ describeEachDatabase('messages: deposit, listen, delete', (variant) => {
       expect((await heard(owner, pressed7, ['message-deleted', 'message-saved']))[0]![0]).toBe('message-deleted');
       await waitFor(async () => (await messages.counts('demo.local', '201')).new === 0, 5000, 'the message deleted');
       expect(await messages.list('demo.local', '201')).toEqual([]);
-      expect(await readdir(audioDir)).toEqual([]);
+      expect(await audioFiles()).toEqual([]);
       const events = await listAuditEvents(t.server.core.db, { domain: 'demo.local', mailbox: '201' });
       expect(events.filter((e) => e.event === 'message_deleted')).toEqual([
         expect.objectContaining({ channel: 'phone', actor: '201@demo.local', callId: expect.any(String) }),
@@ -171,6 +174,28 @@ describeEachDatabase('messages: deposit, listen, delete', (variant) => {
     expect(m).toMatchObject({ caller: '5550000' });
     expect(Math.abs(m!.durationMs - 2000)).toBeLessThanOrEqual(100);
     expect(await t.server.core.messages.counts('demo.local', '201')).toEqual({ new: 0, saved: 0 });
+  }, 60_000);
+
+  it('a mailbox with a recorded greeting: callers hear it instead of the spoken default, then the tone and the recording', async () => {
+    // 204's greeting: some recorded speech (here the "main menu" recording), stored like a message.
+    const { core } = t.server;
+    const greeting = core.audio.newKey();
+    await core.db.transaction(async (tx) => {
+      await tx.query(`UPDATE mailboxes SET greeting_key = $1 WHERE number = '204' AND domain_id = (SELECT id FROM domains WHERE name = 'demo.local')`, [greeting]);
+      await core.audio.put(tx, greeting, encodePcmWav(await readPrompt('main-menu')));
+    });
+    const caller = await TestUa.call({ target: target(), requestUri: 'sip:vm-204@demo.local', from: 'sip:5557777@demo.local' });
+    try {
+      expect((await heard(caller, 0, ['main-menu', 'person-at-extension']))[0]![0]).toBe('main-menu');
+      await caller.pressKeys('#');
+      await sleep(300);
+      await caller.sendAudio((await readPrompt(SPOKEN)).subarray(0, 12_000));
+      await caller.pressKeys('#');
+      await caller.waitForBye(15_000);
+    } finally {
+      caller.close();
+    }
+    await waitFor(async () => (await core.messages.counts('demo.local', '204')).new === 1, 10_000, 'the message stored');
   }, 60_000);
 
   it('a deposit for a mailbox that does not exist is 404; under a second is not kept', async () => {

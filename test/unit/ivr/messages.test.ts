@@ -68,6 +68,17 @@ describe('deposit', () => {
     expect(h.lastOf('hangup')).toBeDefined();
   });
 
+  it('a recorded greeting is played instead of the default one, then the tone; # still skips it', () => {
+    const h = Harness.start({ kind: 'deposit', mailbox: '201', greeting: key('d') });
+    expect(h.state.phase).toBe('greeting');
+    expect(h.lastPlayed()).toEqual([{ audio: key('d') }, 'beep']);
+    h.finishPrompt();
+    expect(h.state.phase).toBe('recording');
+    const skipped = Harness.start({ kind: 'deposit', mailbox: '201', greeting: key('d') });
+    skipped.press('#');
+    expect(skipped.state.phase).toBe('recording');
+  });
+
   it('# during the greeting skips to the recording at once', () => {
     const h = Harness.start(deposit);
     h.press('#');
