@@ -459,6 +459,9 @@ export const SCENARIOS = {
   'mwi-subscribe.xml': scenario('mwi-subscribe',
     'Message waiting: SUBSCRIBE to message-summary for mailbox -s SERVICE (200 with Expires), the NOTIFY whose body must say Voice-Message: VOICE (-key voice, e.g. 1/0), then unsubscribe (Expires: 0) and the last NOTIFY, Subscription-State terminated.',
     mwiSubscribe()),
+  'mwi-subscribe-change.xml': scenario('mwi-subscribe-change',
+    'Message waiting, a change while subscribed: SUBSCRIBE to message-summary for mailbox -s SERVICE, the first NOTIFY must say Voice-Message: VOICE (-key voice, e.g. 0/0); then wait (up to 20 s) for the NOTIFY of a change, whose body must say Voice-Message: AFTER (-key after, e.g. 1/0); then unsubscribe and the last NOTIFY, terminated.',
+    mwiSubscribe({ change: true })),
 };
 
 /** A 200 to the request sipp just received (a NOTIFY), its headers echoed (RFC 3261 §8.2.6.2). */
@@ -484,8 +487,12 @@ function okToLast() {
  * (RFC 3842 §5.2) must be the `voice` keyword, then an unsubscribe in the dialog (Expires: 0,
  * §4.1.2.3) and the final NOTIFY with Subscription-State terminated (§4.2.2). A wrong count ends
  * sipp with an error naming both values.
+ *
+ * `change`: between the two, the NOTIFY the notifier sends when the counts change (RFC 3842
+ * §3.5, RFC 6665 §4.2.2: still active) is awaited — the test changes them meanwhile — and its
+ * Voice-Message must be the `after` keyword.
  */
-function mwiSubscribe() {
+function mwiSubscribe({ change = false } = {}) {
   const subscribe = (cseq, requestUri, toTag, expires, extra) => `  <send retrans="500">
     <![CDATA[
       SUBSCRIBE ${requestUri} SIP/2.0
@@ -523,6 +530,17 @@ ${extra}      Content-Length: 0
   </recv>
   <nop test="mismatch" next="wrong_counts"/>
 ` + okToLast()
+    + (change ? `  <recv request="NOTIFY" timeout="20000">
+    <action>
+      <assignstr assign_to="expected2" value="[after]"/>
+      <ereg regexp="^ *active" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="active2"/>
+      <ereg regexp="Voice-Message: *([0-9]+/[0-9]+)" search_in="body" check_it="true" assign_to="vmline2,voice2"/>
+      <strcmp assign_to="cmp2" variable="voice2" variable2="expected2"/>
+      <test assign_to="mismatch2" variable="cmp2" compare="not_equal" value="0"/>
+    </action>
+  </recv>
+  <nop test="mismatch2" next="wrong_change"/>
+` + okToLast() : '')
     + subscribe(2, '[next_url]', ';tag=[$totag]', 0, '')
     + `  <recv response="200"/>
   <recv request="NOTIFY">
@@ -537,8 +555,15 @@ ${extra}      Content-Length: 0
       <error message="NOTIFY says Voice-Message: [$voice], expected [$expected]"/>
     </action>
   </nop>
-  <label id="done"/>
-  <Reference variables="totagparam,expires,event,active,vmline,terminated"/>
+` + (change ? `  <nop next="done"/>
+  <label id="wrong_change"/>
+  <nop>
+    <action>
+      <error message="NOTIFY after the change says Voice-Message: [$voice2], expected [$expected2]"/>
+    </action>
+  </nop>
+` : '') + `  <label id="done"/>
+  <Reference variables="totagparam,expires,event,active,vmline,terminated${change ? ',active2,vmline2' : ''}"/>
 `;
 }
 

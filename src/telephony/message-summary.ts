@@ -19,16 +19,33 @@ export interface MailboxRef {
   readonly mailbox: string;
 }
 
+/**
+ * Who sent a SUBSCRIBE, as the engines read it — believed only because the request came from a
+ * trusted peer (screenSubscribe answers 403 to everyone else before anything is resolved).
+ */
+export interface Subscriber {
+  /** P-Asserted-Identity user (RFC 3325 §9.1), if the request carried that header. */
+  readonly assertedUser?: string | undefined;
+  readonly fromUser?: string | undefined;
+}
+
 /** What the engines ask of the server for MWI. */
 export interface MwiBackend {
   /**
-   * The mailbox a SUBSCRIBE names (user and host of its Request-URI, e.g. `201@demo.local`, or a
-   * voicemail access number with the subscriber's identity), or null when there is none.
+   * The mailbox a SUBSCRIBE names (user and host of its Request-URI, e.g. `201@demo.local`), or
+   * for a voicemail access number (`*97@demo.local`) the subscriber's own mailbox, as for a call
+   * to it: the one owned by the P-Asserted-Identity user, else the From user. Null when there is
+   * none (404).
    */
-  resolve(user: string, host: string): Promise<MailboxRef | null>;
+  resolve(user: string, host: string, subscriber: Subscriber): Promise<MailboxRef | null>;
   counts(ref: MailboxRef): Promise<MailboxCounts>;
   /** Called with every mailbox whose counts may have changed (deposit, listen, delete, reset). */
   onChanged(listener: (ref: MailboxRef) => void): void;
+  /**
+   * Called when changes may have been missed (the store's change feed reconnected): every live
+   * subscription should be told its counts again.
+   */
+  onResync?(listener: () => void): void;
   /** Contacts that get NOTIFYs without subscribing (configured per mailbox); may be empty. */
   unsolicitedContacts(ref: MailboxRef): readonly string[];
 }

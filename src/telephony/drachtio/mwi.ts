@@ -18,7 +18,7 @@
 import type { Logger } from '../../log.js';
 import {
   MESSAGE_SUMMARY_CONTENT_TYPE, MESSAGE_SUMMARY_EVENT, formatMessageSummary, messageAccount,
-  type MailboxCounts, type MailboxRef, type MwiBackend,
+  type MailboxCounts, type MailboxRef, type MwiBackend, type Subscriber,
 } from '../message-summary.js';
 import {
   MWI_EXPIRES, MWI_RETRY_AFTER_S, SHUTDOWN_REASON, mailboxKey, notifyEndsSubscription, remainingSeconds,
@@ -90,6 +90,21 @@ function hasToTag(req: SrfRequest): boolean {
   }
 }
 
+/** The user of a name-addr header (From, P-Asserted-Identity); undefined when absent or unreadable. */
+function headerUser(req: SrfRequest, name: 'from' | 'p-asserted-identity'): string | undefined {
+  if (!req.has(name)) return undefined;
+  try {
+    return uriOf(req.getParsedHeader(name).uri)?.user ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Who sent a SUBSCRIBE, read as drachtio/addressing.ts reads an INVITE's caller. */
+function subscriberOf(req: SrfRequest): Subscriber {
+  return { assertedUser: headerUser(req, 'p-asserted-identity'), fromUser: headerUser(req, 'from') };
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
@@ -129,6 +144,13 @@ export class DrachtioMwi {
       });
     });
     this.#backend.onChanged((ref) => this.#changed(ref));
+    // Changes may have been missed (the store's change feed reconnected): every mailbox with a
+    // live subscription is told its counts again.
+    this.#backend.onResync?.(() => {
+      const refs = new Map<string, MailboxRef>();
+      for (const sub of this.#subs) refs.set(mailboxKey(sub.ref), sub.ref);
+      for (const ref of refs.values()) this.#changed(ref);
+    });
   }
 
   /**
@@ -198,7 +220,7 @@ export class DrachtioMwi {
     let counts: MailboxCounts;
     let generation: number;
     try {
-      ref = await this.#backend.resolve(target.user, target.host);
+      ref = await this.#backend.resolve(target.user, target.host, subscriberOf(req));
       if (ref === null) {
         log.info({ status: 404 }, 'SUBSCRIBE refused: no such mailbox');
         this.#reject(res, 404);

@@ -11,11 +11,11 @@
 import type { Logger } from '../../log.js';
 import {
   formatMessageSummary, messageAccount, MESSAGE_SUMMARY_CONTENT_TYPE, MESSAGE_SUMMARY_EVENT,
-  type MailboxRef, type MwiBackend,
+  type MailboxRef, type MwiBackend, type Subscriber,
 } from '../message-summary.js';
 import { MWI_EXPIRES, MWI_RETRY_AFTER_S, type ExpiresPolicy } from '../mwi-policy.js';
 import { MessageSummaryNotifier, type NotifierClock } from './mwi.js';
-import { parseUri, type IncomingSubscribe, type SipEndpoint, type SipRequest } from './sip/index.js';
+import { parseNameAddr, parseUri, type IncomingSubscribe, type SipEndpoint, type SipRequest } from './sip/index.js';
 
 /** Live subscriptions at most (each holds a dialog and a timer); more SUBSCRIBEs get 503. */
 export const MAX_MWI_SUBSCRIPTIONS = 10_000;
@@ -34,6 +34,21 @@ export interface MessageWaitingNotifierOptions {
   readonly clock?: NotifierClock;
   /** Least time between two change NOTIFYs of one subscription, ms (./mwi.ts default 1000). */
   readonly minNotifyIntervalMs?: number;
+}
+
+/** The user part of a name-addr header's URI; undefined when absent or unreadable. */
+function headerUser(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parseUri(parseNameAddr(value).uri).user;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Who sent a SUBSCRIBE, read as the engine reads an INVITE's caller (P-Asserted-Identity, From). */
+function subscriberOf(request: SipRequest): Subscriber {
+  return { assertedUser: headerUser(request.get('p-asserted-identity')), fromUser: headerUser(request.get('from')) };
 }
 
 export class MessageWaitingNotifier {
@@ -70,6 +85,9 @@ export class MessageWaitingNotifier {
     opts.endpoint.onSubscribe = this.handler;
     opts.backend.onChanged((ref) => {
       if (this.closing === undefined) void this.mailboxChanged(ref);
+    });
+    opts.backend.onResync?.(() => {
+      if (this.closing === undefined) void this.notifier.changedAll();
     });
   }
 
@@ -142,7 +160,7 @@ export class MessageWaitingNotifier {
     }
     if (user === undefined || user === '') return null;
     try {
-      return await this.opts.backend.resolve(user, host);
+      return await this.opts.backend.resolve(user, host, subscriberOf(request));
     } catch (err) {
       this.log.error({ err }, 'message-summary SUBSCRIBE: mailbox lookup failed');
       this.admitted.get(request)?.reject(503, 'Service Unavailable', { 'Retry-After': String(MWI_RETRY_AFTER_S) });

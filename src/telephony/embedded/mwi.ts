@@ -211,6 +211,14 @@ export class MessageSummaryNotifier {
   }
 
   /**
+   * Every subscription gets a NOTIFY with its counts as they are now: changes may have been missed
+   * (the store's change feed was down). Resolves once they were answered; never rejects.
+   */
+  changedAll(): Promise<void> {
+    return Promise.all([...this.subscriptions].map((sub) => this.owe(sub, false))).then(() => undefined);
+  }
+
+  /**
    * Sends the current counts out of any dialog to `contactUri` (e.g. `sip:201@192.0.2.10:5060`),
    * for a mailbox configured with a contact that does not subscribe. Resolves with the final
    * status (408 without an answer, 503 when it could not be sent); rejects when the counts cannot
