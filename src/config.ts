@@ -21,7 +21,12 @@ export interface Config {
   readonly sipEngine: 'embedded' | 'drachtio';
   readonly sip: { readonly address: string; readonly port: number };
   readonly rtp: { readonly address: string | null; readonly portMin: number; readonly portMax: number };
-  readonly http: { readonly address: string; readonly port: number };
+  readonly http: {
+    readonly address: string;
+    readonly port: number;
+    /** HTTP_TRUST_PROXY: reverse proxies (CIDRs) whose X-Forwarded-For names the client; empty = none. */
+    readonly trustProxy: readonly string[];
+  };
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
   readonly redisUrl: string | undefined;
@@ -247,6 +252,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     http: {
       address: ipAddress(env, 'HTTP_ADDRESS', '127.0.0.1'),
       port: integer(env, 'HTTP_PORT', 8080, 0, 65535, 'a port number from 0 to 65535'),
+      trustProxy: parseTrustedPeers(value(env, 'HTTP_TRUST_PROXY') ?? '', 'HTTP_TRUST_PROXY').cidrs,
     },
     databaseUrl,
     dataDir,

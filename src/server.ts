@@ -75,6 +75,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         messages: core.messages,
       }),
       secureCookies: config.portal.secureCookies,
+      trustProxy: config.http.trustProxy,
       health: [
         { name: 'store', check: () => core.db.ping().then(() => true, () => false) },
         ...engine.health(),

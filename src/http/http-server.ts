@@ -36,6 +36,11 @@ export interface HttpServerOptions {
   readonly portal?: PortalService;
   /** Mark the session cookie Secure (the portal is served over HTTPS by a proxy in front). */
   readonly secureCookies?: boolean;
+  /**
+   * Addresses/CIDRs of reverse proxies whose X-Forwarded-For (and -Host, -Proto) are believed
+   * (HTTP_TRUST_PROXY). Empty: none — req.ip is the peer, so sign-in limits count the peer.
+   */
+  readonly trustProxy?: readonly string[];
 }
 
 const HEALTH_TIMEOUT_MS = 2_000;
@@ -71,6 +76,9 @@ export class HttpEndpoint {
       connectionTimeout: 30_000,
       keepAliveTimeout: 5_000,
       requestTimeout: 30_000,
+      // Only configured proxies may say who the client is: otherwise anyone could send a fresh
+      // X-Forwarded-For with every sign-in attempt and never hit the per-address limit.
+      trustProxy: this.opts.trustProxy !== undefined && this.opts.trustProxy.length > 0 ? [...this.opts.trustProxy] : false,
       // Ajv: coerce query strings, reject unknown shapes with 400 (schemas in api-routes.ts).
       ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     });

@@ -18,7 +18,7 @@ describe('config defaults (CONTRACT)', () => {
     expect(c.sipEngine).toBe('embedded');
     expect(c.sip).toEqual({ address: '0.0.0.0', port: 5060 });
     expect(c.rtp).toEqual({ address: null, portMin: 40000, portMax: 49999 });
-    expect(c.http).toEqual({ address: '127.0.0.1', port: 8080 });
+    expect(c.http).toEqual({ address: '127.0.0.1', port: 8080, trustProxy: [] });
   });
   it('keeps data in ./data, PGlite and in-process counters, trusts loopback', () => {
     expect(c.dataDir).toBe('/srv/vm/data');
@@ -87,6 +87,9 @@ describe('bad values name the variable and what is expected', () => {
     [{ ESL_ADVERTISED_ADDRESS: 'a b' }, 'ESL_ADVERTISED_ADDRESS'],
     [{ ANSWER_DELAY_MS: '1.5' }, 'ANSWER_DELAY_MS'],
     [{ IVR_NO_INPUT_TIMEOUT_MS: '10' }, 'IVR_NO_INPUT_TIMEOUT_MS'],
+    [{ HTTP_TRUST_PROXY: 'proxy.example' }, 'HTTP_TRUST_PROXY'],
+    [{ HTTP_TRUST_PROXY: '10.0.0.0/33' }, 'HTTP_TRUST_PROXY'],
+    [{ HTTP_TRUST_PROXY: 'true' }, 'HTTP_TRUST_PROXY'],
   ];
   it.each(cases)('%o → %s', (env, variable) => {
     const err = errorOf(env);
@@ -112,6 +115,16 @@ describe('trusted peers', () => {
   });
   it('an empty list trusts nobody', () => {
     expect(parseTrustedPeers('').contains('127.0.0.1')).toBe(false);
+  });
+});
+
+describe('HTTP_TRUST_PROXY', () => {
+  it('unset or empty: no proxy is believed', () => {
+    expect(loadConfig({}).http.trustProxy).toEqual([]);
+    expect(loadConfig({ HTTP_TRUST_PROXY: ' ' }).http.trustProxy).toEqual([]);
+  });
+  it('a comma list of addresses and CIDRs, IPv4 and IPv6', () => {
+    expect(loadConfig({ HTTP_TRUST_PROXY: '10.0.0.0/8, 192.0.2.7,::1' }).http.trustProxy).toEqual(['10.0.0.0/8', '192.0.2.7/32', '::1/128']);
   });
 });
 
