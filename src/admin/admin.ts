@@ -6,18 +6,25 @@
 import type { Logger } from '../log.js';
 import type { AccessCodeHasher } from '../domain/access-code-hasher.js';
 import type { AccessCodeService } from '../mailbox/access-code-service.js';
-import { listAuditEvents, type AuditEvent } from '../store/audit.js';
-import type { Database } from '../store/database.js';
+import { appendAuditEvent, CONTRACT_AUDIT_EVENTS, listAuditEvents, OPERATORS_AUDIT_DOMAIN, type AuditEvent, type AuditEventName } from '../store/audit.js';
+import type { Database, Queryable } from '../store/database.js';
 import { seedDemo, type DemoSeedResult } from '../store/demo.js';
 import { migrate } from '../store/migrate.js';
 import { randomBytes } from 'node:crypto';
 import { ROLES, type Role } from '../domain/permissions.js';
 import { passwordProblem } from '../domain/password-hasher.js';
-import { createApiToken, findOperator, findPortalUser, setPortalPassword, upsertOperator } from '../store/accounts.js';
+import { createApiToken, findOperator, findPortalUser, revokeApiTokens, setPortalPassword, upsertOperator } from '../store/accounts.js';
 
 export interface AuditFilter {
   readonly domain: string;
   readonly mailbox?: string | undefined;
+  /** Every event; otherwise only the CONTRACT's six (what external tools validate against). */
+  readonly all?: boolean | undefined;
+}
+
+/** Who runs an account command, for its audit row (channel cli), e.g. `cli:<os user>`. */
+export interface ByWhom {
+  readonly actor: string;
 }
 
 export interface UnlockRequest {
@@ -27,7 +34,7 @@ export interface UnlockRequest {
   readonly actor: string;
 }
 
-export interface NewUser {
+export interface NewUser extends ByWhom {
   readonly domain: string;
   readonly extension: string;
   readonly displayName: string;
@@ -39,18 +46,25 @@ export interface NewUser {
 
 export interface AdminOperations {
   audit(filter: AuditFilter): Promise<AuditEvent[]>;
-  /** A user with a personal mailbox (no access code yet: first-time setup on the phone). */
+  /** A user with a personal mailbox (no access code yet: first-time setup on the phone). Audited. */
   createUser(user: NewUser): Promise<void>;
-  /** Sets (or creates) a user's portal password. */
-  setUserPassword(request: { domain: string; extension: string; password: string }): Promise<void>;
-  /** Creates an operator (reseller/superuser, all domains) or sets its password. */
-  setOperator(request: { name: string; password?: string | undefined }): Promise<void>;
-  /** A new API token for an operator; returned once, only its hash is kept. */
-  createToken(request: { operator: string; label: string }): Promise<{ token: string }>;
+  /** Sets (or creates) a user's portal password and ends their sessions. Audited. */
+  setUserPassword(request: { domain: string; extension: string; password: string } & ByWhom): Promise<void>;
+  /** Creates an operator (reseller/superuser, all domains) or sets its password. Audited. */
+  setOperator(request: { name: string; password?: string | undefined } & ByWhom): Promise<void>;
+  /** A new API token for an operator; returned once, only its hash is kept. Audited. */
+  createToken(request: { operator: string; label: string } & ByWhom): Promise<{ token: string }>;
+  /** Revokes an operator's active tokens: the one given, or all with the label. Audited. */
+  revokeToken(request: { operator: string; label?: string | undefined; token?: string | undefined } & ByWhom): Promise<{ revoked: number }>;
   migrate(): Promise<string[]>;
   seedDemo(): Promise<DemoSeedResult>;
   /** Clears a mailbox's failed-login lock (audited `mailbox_unlocked`, channel cli). */
   unlock(request: UnlockRequest): Promise<{ wasLocked: boolean }>;
+}
+
+/** An account change made on the command line: channel cli, never a password or token in it. */
+function auditCli(q: Queryable, actor: string, domain: string, mailbox: string, event: AuditEventName): Promise<void> {
+  return appendAuditEvent(q, { domain, mailbox, event, channel: 'cli', actor: actor.slice(0, 200) || 'cli', callId: null });
 }
 
 export class LocalAdmin implements AdminOperations {
@@ -73,30 +87,65 @@ export class LocalAdmin implements AdminOperations {
       await tx.query('INSERT INTO mailboxes (domain_id, number, owner_user_id) VALUES ($1, $2, $3) ON CONFLICT (domain_id, number) DO NOTHING',
         [domain[0].id, user.extension, created[0]!.id]);
       if (passwordHash !== null) await setPortalPassword(tx, created[0]!.id, passwordHash);
+      await auditCli(tx, user.actor, user.domain.toLowerCase(), user.extension, 'user_created');
+      if (passwordHash !== null) await auditCli(tx, user.actor, user.domain.toLowerCase(), user.extension, 'portal_password_set');
     });
   }
 
-  async setUserPassword(request: { domain: string; extension: string; password: string }): Promise<void> {
+  async setUserPassword(request: { domain: string; extension: string; password: string } & ByWhom): Promise<void> {
     const problem = passwordProblem(request.password);
     if (problem !== null) throw new AdminRequestError(problem, 400);
     const user = await findPortalUser(this.deps.db, request.domain, request.extension);
     if (user === null) throw new AdminRequestError(`no user ${request.extension} in ${request.domain}`, 400);
-    await setPortalPassword(this.deps.db, user.userId, await this.deps.passwords.hash(request.password));
+    const hash = await this.deps.passwords.hash(request.password);
+    // The new password, the end of the old sessions and the audit row: all or nothing.
+    await this.deps.db.transaction(async (tx) => {
+      await setPortalPassword(tx, user.userId, hash);
+      await auditCli(tx, request.actor, user.domain, user.extension, 'portal_password_set');
+    });
   }
 
-  async setOperator(request: { name: string; password?: string | undefined }): Promise<void> {
+  async setOperator(request: { name: string; password?: string | undefined } & ByWhom): Promise<void> {
     if (!/^[a-z0-9._-]{1,64}$/.test(request.name)) throw new AdminRequestError('an operator name is 1 to 64 of a-z 0-9 . _ -', 400);
     const problem = request.password === undefined ? null : passwordProblem(request.password);
     if (problem !== null) throw new AdminRequestError(problem, 400);
-    await upsertOperator(this.deps.db, request.name, request.password === undefined ? null : await this.deps.passwords.hash(request.password));
+    const hash = request.password === undefined ? null : await this.deps.passwords.hash(request.password);
+    await this.deps.db.transaction(async (tx) => {
+      await upsertOperator(tx, request.name, hash);
+      await auditCli(tx, request.actor, OPERATORS_AUDIT_DOMAIN, request.name, 'operator_set');
+    });
   }
 
-  async createToken(request: { operator: string; label: string }): Promise<{ token: string }> {
-    const operator = await findOperator(this.deps.db, request.operator);
-    if (operator === null) throw new AdminRequestError(`no operator ${request.operator} (vmaccess operator set --name ${request.operator})`, 400);
+  async createToken(request: { operator: string; label: string } & ByWhom): Promise<{ token: string }> {
+    const operator = await this.#operator(request.operator);
     const token = randomBytes(32).toString('base64url');
-    await createApiToken(this.deps.db, operator.id, request.label.slice(0, 100) || 'token', token);
+    await this.deps.db.transaction(async (tx) => {
+      await createApiToken(tx, operator.id, request.label.slice(0, 100) || 'token', token);
+      await auditCli(tx, request.actor, OPERATORS_AUDIT_DOMAIN, operator.name, 'api_token_created');
+    });
     return { token };
+  }
+
+  async revokeToken(request: { operator: string; label?: string | undefined; token?: string | undefined } & ByWhom): Promise<{ revoked: number }> {
+    if ((request.label === undefined) === (request.token === undefined)) throw new AdminRequestError('give either a label or the token', 400);
+    const operator = await this.#operator(request.operator);
+    const revoked = await this.deps.db.transaction(async (tx) => {
+      const n = await revokeApiTokens(tx, operator.id, request.token !== undefined ? { token: request.token } : { label: request.label! });
+      if (n > 0) await auditCli(tx, request.actor, OPERATORS_AUDIT_DOMAIN, operator.name, 'api_token_revoked');
+      return n;
+    });
+    if (revoked === 0) {
+      throw new AdminRequestError(request.token !== undefined
+        ? `operator ${operator.name} has no such active token`
+        : `operator ${operator.name} has no active token labelled ${request.label}`, 400);
+    }
+    return { revoked };
+  }
+
+  async #operator(name: string): Promise<{ id: number; name: string }> {
+    const operator = await findOperator(this.deps.db, name);
+    if (operator === null) throw new AdminRequestError(`no operator ${name} (vmaccess operator set --name ${name})`, 400);
+    return operator;
   }
 
   /** In a server the counters are its own (in-process) or shared ones (Redis); in the CLI, Redis or none. */
@@ -105,7 +154,7 @@ export class LocalAdmin implements AdminOperations {
   }
 
   audit(filter: AuditFilter): Promise<AuditEvent[]> {
-    return listAuditEvents(this.deps.db, filter);
+    return listAuditEvents(this.deps.db, { domain: filter.domain, mailbox: filter.mailbox, events: filter.all === true ? undefined : CONTRACT_AUDIT_EVENTS });
   }
 
   migrate(): Promise<string[]> {
@@ -148,7 +197,7 @@ export class RemoteAdmin implements AdminOperations {
   }
 
   async audit(filter: AuditFilter): Promise<AuditEvent[]> {
-    return (await this.call<{ events: AuditEvent[] }>('GET', '/admin/audit', { domain: filter.domain, mailbox: filter.mailbox })).events;
+    return (await this.call<{ events: AuditEvent[] }>('GET', '/admin/audit', { domain: filter.domain, mailbox: filter.mailbox, all: filter.all === true ? '1' : undefined })).events;
   }
 
   async migrate(): Promise<string[]> {
@@ -168,15 +217,20 @@ export class RemoteAdmin implements AdminOperations {
     await this.call('POST', '/admin/users', undefined, user);
   }
 
-  async setUserPassword(request: { domain: string; extension: string; password: string }): Promise<void> {
+  async setUserPassword(request: { domain: string; extension: string; password: string } & ByWhom): Promise<void> {
     await this.call('POST', '/admin/user-password', undefined, request);
   }
 
-  async setOperator(request: { name: string; password?: string | undefined }): Promise<void> {
+  async setOperator(request: { name: string; password?: string | undefined } & ByWhom): Promise<void> {
     await this.call('POST', '/admin/operators', undefined, request);
   }
 
-  async createToken(request: { operator: string; label: string }): Promise<{ token: string }> {
+  async createToken(request: { operator: string; label: string } & ByWhom): Promise<{ token: string }> {
     return this.call<{ token: string }>('POST', '/admin/tokens', undefined, request);
+  }
+
+  async revokeToken(request: { operator: string; label?: string | undefined; token?: string | undefined } & ByWhom): Promise<{ revoked: number }> {
+    const body = await this.call<{ revoked?: unknown }>('POST', '/admin/tokens/revoke', undefined, request);
+    return { revoked: typeof body.revoked === 'number' ? body.revoked : 0 };
   }
 }

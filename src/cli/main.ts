@@ -19,15 +19,22 @@ Usage:
   vmaccess serve [--demo]                          run the server (SIGTERM/SIGINT: drain calls, exit 0)
   vmaccess migrate                                 apply SQL migrations and exit
   vmaccess demo                                    seed the demo tenant and exit (idempotent)
-  vmaccess audit --domain D [--mailbox M] [--json] print audit events, oldest first
+  vmaccess audit --domain D [--mailbox M] [--json] [--all]
+                                                   print audit events, oldest first: the six phone
+                                                   events of the contract; --all adds the portal's
+                                                   and the account changes' (domain '*': operators)
   vmaccess unlock --domain D --mailbox M           clear a failed-login lockout (audited)
   vmaccess user create --domain D --extension E --name "N" --role R [--site S] [--password-stdin]
                                                    a user with a personal mailbox (and a portal password)
   vmaccess user passwd --domain D --extension E    set a user's portal password (read from stdin)
   vmaccess operator set --name N                   create an operator (all domains) / set its password (stdin)
   vmaccess token create --operator N [--label L]   print a new API token for the operator (shown once)
+  vmaccess token revoke --operator N (--label L | --token-stdin)
+                                                   revoke the operator's tokens with that label, or
+                                                   the token read from stdin; they get 401 at once
   vmaccess --help                                  this text
 
+Account changes are audited (channel cli, actor cli:<your login name>), never a password.
 Passwords are read from the first line of standard input, e.g.
   printf '%s\n' 'a-long-password' | vmaccess user passwd --domain demo.local --extension 201
 
@@ -79,16 +86,16 @@ function osUser(): string {
   }
 }
 
-/** The first line of standard input (a password piped in); never echoed, never logged. */
-async function readPassword(): Promise<string> {
-  if (process.stdin.isTTY) throw new UsageError('pipe the password on standard input, e.g. printf \'%s\\n\' "$PASSWORD" | vmaccess …');
+/** The first line of standard input (a password or token piped in); never echoed, never logged. */
+async function readPassword(what = 'password'): Promise<string> {
+  if (process.stdin.isTTY) throw new UsageError(`pipe the ${what} on standard input, e.g. printf '%s\\n' "$SECRET" | vmaccess …`);
   let data = '';
   for await (const chunk of process.stdin) {
     data += String(chunk);
     if (data.includes('\n') || data.length > 1000) break;
   }
   const password = data.split(/\r?\n/)[0] ?? '';
-  if (password === '') throw new UsageError('no password on standard input');
+  if (password === '') throw new UsageError(`no ${what} on standard input`);
   return password;
 }
 
@@ -126,13 +133,14 @@ async function dispatch(argv: string[]): Promise<number> {
     }
     case 'audit': {
       const { values } = parse(rest, {
-        domain: { type: 'string' }, mailbox: { type: 'string' }, json: { type: 'boolean', default: false },
+        domain: { type: 'string' }, mailbox: { type: 'string' }, json: { type: 'boolean', default: false }, all: { type: 'boolean', default: false },
       });
       const domain = values.domain;
       if (typeof domain !== 'string' || domain === '') throw new UsageError('audit needs --domain D');
       const mailbox = typeof values.mailbox === 'string' ? values.mailbox : undefined;
       const config = loadConfig(process.env);
-      const events = await withAdmin(config, (admin) => admin.audit({ domain, mailbox }));
+      // By default only the CONTRACT's six events, which external tools validate the output against.
+      const events = await withAdmin(config, (admin) => admin.audit({ domain, mailbox, all: values.all === true }));
       const out = events.map((e) => (values.json === true
         ? JSON.stringify({ at: e.at, domain: e.domain, mailbox: e.mailbox, event: e.event, channel: e.channel, actor: e.actor, callId: e.callId })
         : formatAuditLine(e)));
@@ -168,6 +176,7 @@ async function dispatch(argv: string[]): Promise<number> {
           domain: need('domain'), extension: need('extension'), displayName: need('name'), role: need('role') as Role,
           site: typeof values.site === 'string' ? values.site : undefined,
           password: values['password-stdin'] === true ? await readPassword() : undefined,
+          actor: `cli:${osUser()}`,
         };
         const config = loadConfig(process.env);
         await withAdmin(config, (admin) => admin.createUser(user));
@@ -177,9 +186,9 @@ async function dispatch(argv: string[]): Promise<number> {
       if (sub === 'passwd') {
         const { values } = parse(args, { domain: { type: 'string' }, extension: { type: 'string' } });
         if (typeof values.domain !== 'string' || typeof values.extension !== 'string') throw new UsageError('user passwd needs --domain D --extension E');
-        const request = { domain: values.domain, extension: values.extension, password: await readPassword() };
+        const request = { domain: values.domain, extension: values.extension, password: await readPassword(), actor: `cli:${osUser()}` };
         await withAdmin(loadConfig(process.env), (admin) => admin.setUserPassword(request));
-        process.stdout.write(`portal password of ${request.extension}@${request.domain.toLowerCase()} set\n`);
+        process.stdout.write(`portal password of ${request.extension}@${request.domain.toLowerCase()} set; their sessions are ended\n`);
         return 0;
       }
       throw new UsageError('user needs create or passwd (try vmaccess --help)');
@@ -189,20 +198,35 @@ async function dispatch(argv: string[]): Promise<number> {
       if (sub !== 'set') throw new UsageError('operator needs set (try vmaccess --help)');
       const { values } = parse(args, { name: { type: 'string' } });
       if (typeof values.name !== 'string' || values.name === '') throw new UsageError('operator set needs --name N');
-      const request = { name: values.name, password: await readPassword() };
+      const request = { name: values.name, password: await readPassword(), actor: `cli:${osUser()}` };
       await withAdmin(loadConfig(process.env), (admin) => admin.setOperator(request));
       process.stdout.write(`operator ${request.name} set\n`);
       return 0;
     }
     case 'token': {
       const [sub, ...args] = rest;
-      if (sub !== 'create') throw new UsageError('token needs create (try vmaccess --help)');
-      const { values } = parse(args, { operator: { type: 'string' }, label: { type: 'string' } });
-      if (typeof values.operator !== 'string' || values.operator === '') throw new UsageError('token create needs --operator N');
-      const request = { operator: values.operator, label: typeof values.label === 'string' ? values.label : 'cli' };
-      const { token } = await withAdmin(loadConfig(process.env), (admin) => admin.createToken(request));
-      process.stdout.write(`${token}\n`);
-      return 0;
+      if (sub === 'create') {
+        const { values } = parse(args, { operator: { type: 'string' }, label: { type: 'string' } });
+        if (typeof values.operator !== 'string' || values.operator === '') throw new UsageError('token create needs --operator N');
+        const request = { operator: values.operator, label: typeof values.label === 'string' ? values.label : 'cli', actor: `cli:${osUser()}` };
+        const { token } = await withAdmin(loadConfig(process.env), (admin) => admin.createToken(request));
+        process.stdout.write(`${token}\n`);
+        return 0;
+      }
+      if (sub === 'revoke') {
+        const { values } = parse(args, { operator: { type: 'string' }, label: { type: 'string' }, 'token-stdin': { type: 'boolean', default: false } });
+        if (typeof values.operator !== 'string' || values.operator === '') throw new UsageError('token revoke needs --operator N');
+        const byLabel = typeof values.label === 'string' && values.label !== '';
+        if (byLabel === (values['token-stdin'] === true)) throw new UsageError('token revoke needs either --label L or --token-stdin');
+        const request = {
+          operator: values.operator, actor: `cli:${osUser()}`,
+          ...(byLabel ? { label: values.label as string } : { token: await readPassword('token') }),
+        };
+        const { revoked } = await withAdmin(loadConfig(process.env), (admin) => admin.revokeToken(request));
+        process.stdout.write(`${revoked} ${revoked === 1 ? 'token' : 'tokens'} of operator ${request.operator} revoked\n`);
+        return 0;
+      }
+      throw new UsageError('token needs create or revoke (try vmaccess --help)');
     }
     default:
       throw new UsageError(`unknown command '${command}' (try vmaccess --help)`);

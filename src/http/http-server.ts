@@ -155,7 +155,7 @@ export class HttpEndpoint {
     app.get('/admin/audit', { schema: { hide: true } }, async (req, reply) => {
       const domain = q(req, 'domain');
       if (domain === undefined || domain === '') return json(reply, 400, { error: 'domain is required' });
-      return json(reply, 200, { events: await admin.audit({ domain, mailbox: q(req, 'mailbox') }) });
+      return json(reply, 200, { events: await admin.audit({ domain, mailbox: q(req, 'mailbox'), all: q(req, 'all') === '1' }) });
     });
     app.post('/admin/migrate', { schema: { hide: true } }, async (_req, reply) => json(reply, 200, { applied: await admin.migrate() }));
     app.post('/admin/demo', { schema: { hide: true } }, async (_req, reply) => json(reply, 200, await admin.seedDemo()));
@@ -172,12 +172,15 @@ export class HttpEndpoint {
     };
     const str = (v: unknown): string => (typeof v === 'string' ? v : '');
     const opt = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+    // The CLI says who runs it (cli:<os user>) for the audit row; only holders of the admin token get here.
+    const actor = (b: Record<string, unknown>): string => str(b.actor).slice(0, 200) || 'cli';
     account('/admin/users', (b) => admin.createUser({
-      domain: str(b.domain), extension: str(b.extension), displayName: str(b.displayName), role: str(b.role) as Role, site: opt(b.site), password: opt(b.password),
+      domain: str(b.domain), extension: str(b.extension), displayName: str(b.displayName), role: str(b.role) as Role, site: opt(b.site), password: opt(b.password), actor: actor(b),
     }));
-    account('/admin/user-password', (b) => admin.setUserPassword({ domain: str(b.domain), extension: str(b.extension), password: str(b.password) }));
-    account('/admin/operators', (b) => admin.setOperator({ name: str(b.name), password: opt(b.password) }));
-    account('/admin/tokens', (b) => admin.createToken({ operator: str(b.operator), label: str(b.label) }));
+    account('/admin/user-password', (b) => admin.setUserPassword({ domain: str(b.domain), extension: str(b.extension), password: str(b.password), actor: actor(b) }));
+    account('/admin/operators', (b) => admin.setOperator({ name: str(b.name), password: opt(b.password), actor: actor(b) }));
+    account('/admin/tokens', (b) => admin.createToken({ operator: str(b.operator), label: str(b.label), actor: actor(b) }));
+    account('/admin/tokens/revoke', (b) => admin.revokeToken({ operator: str(b.operator), label: opt(b.label), token: opt(b.token), actor: actor(b) }));
     app.post('/admin/unlock', { schema: { hide: true } }, async (req, reply) => {
       const domain = q(req, 'domain') ?? '';
       const mailbox = q(req, 'mailbox') ?? '';

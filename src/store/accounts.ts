@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Role } from '../domain/permissions.js';
-import type { Queryable } from './database.js';
+import type { Queryable, Transaction } from './database.js';
 
 export function sha256Hex(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex');
@@ -40,10 +40,17 @@ export async function findPortalUserById(db: Queryable, userId: number): Promise
   return rows[0] ?? null;
 }
 
-export async function setPortalPassword(db: Queryable, userId: number, passwordHash: string): Promise<void> {
-  await db.query(
+/**
+ * Sets a user's portal password and ends every session they have: whoever signed in with the
+ * old password (perhaps the reason it is being changed) is out at once. Both in the caller's
+ * transaction — the type asks for one — so there is never a new password beside old sessions.
+ * Returns how many sessions were ended.
+ */
+export async function setPortalPassword(tx: Transaction, userId: number, passwordHash: string): Promise<number> {
+  await tx.query(
     `INSERT INTO portal_accounts (user_id, password_hash) VALUES ($1, $2)
      ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash, set_at = now()`, [userId, passwordHash]);
+  return (await tx.query('DELETE FROM portal_sessions WHERE user_id = $1 RETURNING 1 AS ended', [userId])).length;
 }
 
 export interface Operator {
@@ -81,6 +88,24 @@ export async function operatorOfToken(db: Queryable, token: string): Promise<Ope
        FROM api_tokens t JOIN operators o ON o.id = t.operator_id
       WHERE t.token_hash = $1 AND t.revoked_at IS NULL`, [sha256Hex(token)]);
   return rows[0] ?? null;
+}
+
+/**
+ * Revokes an operator's active API tokens: the one given (its value, e.g. a leaked token), or
+ * all with this label. Returns how many were revoked; a revoked token stops working at once
+ * (operatorOfToken skips it). Rows are kept, with revoked_at, for the record.
+ */
+export async function revokeApiTokens(db: Queryable, operatorId: number, which: { token: string } | { label: string }): Promise<number> {
+  const [column, value] = 'token' in which ? ['token_hash', sha256Hex(which.token)] : ['label', which.label];
+  const rows = await db.query(
+    `UPDATE api_tokens SET revoked_at = now()
+      WHERE operator_id = $1 AND ${column} = $2 AND revoked_at IS NULL RETURNING 1 AS revoked`, [operatorId, value]);
+  return rows.length;
+}
+
+/** Every domain's name, for an operator choosing which one to manage. */
+export async function listDomains(db: Queryable): Promise<string[]> {
+  return (await db.query<{ name: string }>('SELECT name FROM domains ORDER BY name')).map((r) => r.name);
 }
 
 export interface StoredSession {

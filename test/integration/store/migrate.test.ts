@@ -9,10 +9,10 @@ import { describeEachDatabase, withTestDatabase, type TestDatabase } from './hel
 
 const TABLES = [
   'access_code_credentials', 'access_code_history', 'access_numbers', 'api_tokens', 'audit_events', 'auto_attendant_options',
-  'domains', 'mailbox_members', 'mailboxes', 'messages', 'operators', 'portal_accounts', 'portal_sessions', 'schema_migrations', 'users',
+  'domains', 'mailbox_members', 'mailboxes', 'message_audio', 'messages', 'operators', 'portal_accounts', 'portal_sessions', 'schema_migrations', 'users',
 ];
-const MIGRATIONS = ['001_initial.sql', '002_portal_and_messages.sql'];
-const VERSIONS = ['001', '002'];
+const MIGRATIONS = ['001_initial.sql', '002_portal_and_messages.sql', '003_account_audit.sql', '004_message_folders_and_audio.sql'];
+const VERSIONS = ['001', '002', '003', '004'];
 
 describeEachDatabase('migrations', (variant) => {
   let t: TestDatabase;
