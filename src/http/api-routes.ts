@@ -7,12 +7,15 @@
  * - or an operator API token as `Authorization: Bearer …` (channel admin, no cookie, no CSRF).
  *
  * Errors are `{ "error": code, "message": … }`; a refused access code is 400 with
- * `"error": "policy"` and the rule in `"reason"` (the same rules and names as the phone).
+ * `"error": "policy"` and the rule in `"reason"` (the same rules and names as the phone). A
+ * state-changing request whose Origin/Referer names another site is 403 `cross_origin`
+ * (same-origin.ts), sign-in included.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ACCESS_CODE_REJECTIONS } from '../domain/access-code-policy.js';
-import { AUDIT_EVENT_NAMES } from '../store/audit.js';
-import { PortalError, SESSION_TTL_MS, type Actor, type PortalService } from '../portal/portal-service.js';
+import { AUDIT_EVENT_NAMES, type AuditEventName } from '../store/audit.js';
+import { AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, PortalError, SESSION_TTL_MS, type Actor, type PortalService } from '../portal/portal-service.js';
+import { changesState, sameOrigin } from './same-origin.js';
 import type { MailboxSummary } from '../store/accounts.js';
 
 export const SESSION_COOKIE = 'vmaccess_session';
@@ -87,6 +90,12 @@ export function registerApi(app: FastifyInstance, portal: PortalService, opts: {
     return authenticate(portal, req, { csrf: typeof header === 'string' ? header : undefined });
   };
 
+  // Before body parsing and before any password is looked at (argon2 is the expensive part).
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.url.startsWith('/api/') || !changesState(req.method) || sameOrigin(req)) return;
+    return reply.code(403).header('cache-control', 'no-store').send({ error: 'cross_origin', message: 'this request came from another site' });
+  });
+
   app.post('/api/session', {
     schema: {
       summary: 'Sign in with a user\'s web password (domain + user) or an operator\'s (operator)',
@@ -101,7 +110,7 @@ export function registerApi(app: FastifyInstance, portal: PortalService, opts: {
       },
       response: {
         200: { type: 'object', properties: { actor: { type: 'string' }, csrfToken: { type: 'string' } } },
-        400: errorSchema, 401: errorSchema, 503: errorSchema,
+        400: errorSchema, 401: errorSchema, 403: errorSchema, 503: errorSchema,
       },
     },
   }, async (req, reply) => {
@@ -140,7 +149,7 @@ export function registerApi(app: FastifyInstance, portal: PortalService, opts: {
   });
 
   app.get('/api/domains/:domain/mailboxes', {
-    schema: { summary: 'Mailboxes of a domain the caller may see', security, params: domainParams, response: { 200: { type: 'object', properties: { mailboxes: { type: 'array', items: mailboxSchema } } }, 401: errorSchema, 403: errorSchema, 503: errorSchema } },
+    schema: { summary: 'Mailboxes of a domain the caller may see (own, shared ones they are a member of, those in their scope)', security, params: domainParams, response: { 200: { type: 'object', properties: { mailboxes: { type: 'array', items: mailboxSchema } } }, 401: errorSchema, 403: errorSchema, 503: errorSchema } },
   }, async (req, reply) => {
     try {
       const { domain } = req.params as { domain: string };
@@ -299,24 +308,30 @@ export function registerApi(app: FastifyInstance, portal: PortalService, opts: {
 
   app.get('/api/domains/:domain/audit', {
     schema: {
-      summary: 'Audit events of the mailboxes the caller may see, oldest first', security, params: domainParams,
+      summary: 'Audit events of the mailboxes the caller may see, oldest first',
+      description: `since/until: ISO-8601 with a zone (e.g. 2025-01-31T09:30:00Z), inclusive; at most \`limit\` events (default ${AUDIT_LIMIT_DEFAULT}); truncated: true when there are more (ask again with since = the last event's time).`,
+      security, params: domainParams,
       querystring: {
         type: 'object',
         properties: {
           mailbox: { type: 'string', pattern: '^[0-9]{1,15}$' },
           event: { type: 'string', enum: [...AUDIT_EVENT_NAMES] },
-          since: { type: 'string', format: 'date-time' },
-          until: { type: 'string', format: 'date-time' },
+          since: { type: 'string', maxLength: 40 },
+          until: { type: 'string', maxLength: 40 },
+          limit: { type: 'integer', minimum: 1, maximum: AUDIT_LIMIT_MAX },
         },
         additionalProperties: false,
       },
-      response: { 200: { type: 'object', properties: { events: { type: 'array', items: { type: 'object', additionalProperties: true } } } }, 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 503: errorSchema },
+      response: {
+        200: { type: 'object', properties: { events: { type: 'array', items: { type: 'object', additionalProperties: true } }, truncated: { type: 'boolean' } } },
+        400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 503: errorSchema,
+      },
     },
   }, async (req, reply) => {
     try {
       const { domain } = req.params as { domain: string };
-      const query = req.query as { mailbox?: string; event?: string; since?: string; until?: string };
-      return reply.send({ events: await portal.audit(await actorOf(req), domain, query) });
+      const query = req.query as { mailbox?: string; event?: AuditEventName; since?: string; until?: string; limit?: number };
+      return reply.header('cache-control', 'no-store').send(await portal.audit(await actorOf(req), domain, query));
     } catch (err) {
       return sendPortalError(reply, err);
     }

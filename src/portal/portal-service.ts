@@ -5,7 +5,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AccessCodeHasher } from '../domain/access-code-hasher.js';
-import { decide, FRESH_SIGN_IN_MS, inDomain, type Action, type MailboxTarget, type Principal } from '../domain/permissions.js';
+import { decide, FRESH_SIGN_IN_MS, inDomain, noMailboxTarget, type Action, type MailboxTarget, type Principal } from '../domain/permissions.js';
 import type { LoginGuard } from '../guard/login-guard.js';
 import type { Logger } from '../log.js';
 import type { AccessCodeService, CallContext } from '../mailbox/access-code-service.js';
@@ -27,9 +27,10 @@ function messageView(m: StoredMessage): MessageView {
 }
 import {
   createSession, deleteSession, findOperator, findOperatorById, findPortalUser, findPortalUserById, findSession,
-  listMailboxes, operatorOfToken, type MailboxSummary,
+  listDomains, listMailboxes, operatorOfToken, type MailboxSummary,
 } from '../store/accounts.js';
 import { appendAuditEvent, listAuditEvents, type AuditChannel, type AuditEvent, type AuditEventName } from '../store/audit.js';
+import { parseInstant } from './instant.js';
 import { describeError, type Database } from '../store/database.js';
 
 /** A refusal with the HTTP status it maps to and a machine-readable code. */
@@ -41,6 +42,22 @@ export class PortalError extends Error {
 }
 
 export const SESSION_TTL_MS = 8 * 60 * 60_000;
+
+export const AUDIT_LIMIT_DEFAULT = 1000;
+export const AUDIT_LIMIT_MAX = 10_000;
+
+export interface AuditFilter {
+  readonly mailbox?: string | undefined;
+  readonly event?: AuditEventName | undefined;
+  /** ISO-8601 with a zone; inclusive. */
+  readonly since?: string | undefined;
+  readonly until?: string | undefined;
+  readonly limit?: number | undefined;
+}
+
+/** The acts of the Manager view (on other people's and shared mailboxes). */
+export const MANAGER_ACTIONS = ['set_access_code', 'require_change', 'unlock', 'reset', 'recycle'] as const satisfies readonly Action[];
+export type ManagerAction = (typeof MANAGER_ACTIONS)[number];
 
 export interface Actor {
   readonly principal: Principal;
@@ -79,7 +96,8 @@ export class PortalService {
 
   /**
    * A mailbox's messages, newest first (caller, time, duration, new/saved) — for whoever may
-   * list them (permissions.ts 'list_messages': the owner, and those whose role covers it).
+   * list them (permissions.ts 'list_messages': the owner, a shared mailbox's members, and those
+   * who manage it).
    */
   async listMessages(actor: Actor, domain: string, number: string): Promise<MessageView[]> {
     await this.#mailbox(actor, domain, number, 'list_messages');
@@ -87,7 +105,7 @@ export class PortalService {
     return list.map(messageView);
   }
 
-  /** One message's audio (a WAV), for the same people. */
+  /** One message's audio (a WAV), for the same people: listening is part of listing. */
   async messageAudio(actor: Actor, domain: string, number: string, id: string): Promise<Buffer> {
     await this.#mailbox(actor, domain, number, 'list_messages');
     const message = await this.#store(() => this.#messages().get(domain, number, id));
@@ -97,13 +115,13 @@ export class PortalService {
 
   /** Marks a message saved (heard); 404 when there is no such message in this mailbox. */
   async saveMessage(actor: Actor, domain: string, number: string, id: string): Promise<void> {
-    await this.#mailbox(actor, domain, number, 'list_messages');
+    await this.#mailbox(actor, domain, number, 'save_message');
     if (!(await this.#store(() => this.#messages().markSaved(domain, number, id)))) throw new PortalError(404, 'no_such_message', 'no such message');
   }
 
   /** Deletes a message for good (audited as message_deleted, by whom). */
   async deleteMessage(actor: Actor, domain: string, number: string, id: string): Promise<void> {
-    await this.#mailbox(actor, domain, number, 'list_messages');
+    await this.#mailbox(actor, domain, number, 'delete_message');
     if (!(await this.#store(() => this.#messages().delete(domain, number, id, this.#ctx(actor))))) throw new PortalError(404, 'no_such_message', 'no such message');
   }
 
@@ -184,11 +202,38 @@ export class PortalService {
 
   // --- mailboxes ---------------------------------------------------------------------------------
 
-  /** The mailboxes of a domain the actor may see: all in their scope, and their own. */
+  /** The mailboxes of a domain the actor may see: their own, shared ones they belong to, and those in their scope. */
   async mailboxes(actor: Actor, domain: string): Promise<MailboxSummary[]> {
     if (!inDomain(actor.principal, domain)) throw new PortalError(403, 'other_domain', 'not your domain');
     const all = await this.#store(() => listMailboxes(this.deps.db, domain));
     return all.filter((m) => decide(actor.principal, 'view', targetOf(domain, m)).allowed);
+  }
+
+  /** Of the mailboxes the actor may see, which management acts (MANAGER_ACTIONS) they may take on each. */
+  async managed(actor: Actor, domain: string): Promise<Array<{ mailbox: MailboxSummary; may: ReadonlySet<ManagerAction> }>> {
+    const list = await this.mailboxes(actor, domain);
+    return list
+      .map((mailbox) => ({ mailbox, may: new Set(MANAGER_ACTIONS.filter((a) => decide(actor.principal, a, targetOf(domain, mailbox)).allowed)) }))
+      .filter((m) => m.may.size > 0);
+  }
+
+  /** The domains an actor may manage: a user's own; an operator's, all of them. */
+  async domains(actor: Actor): Promise<string[]> {
+    if (actor.principal.kind === 'user') return [actor.principal.domain];
+    return this.#store(() => listDomains(this.deps.db));
+  }
+
+  /**
+   * What changing one's own code needs right now — asked of decide(), the rule the change itself
+   * goes through, so "My voicemail" never shows a form the change would then refuse: nothing
+   * (fresh sign-in), the current code, or a new sign-in (no code yet and the sign-in is stale).
+   */
+  ownCodeNeeds(actor: Actor, mailbox: MailboxSummary): 'nothing' | 'current_code' | 'fresh_sign_in' {
+    if (actor.principal.kind !== 'user') return 'fresh_sign_in';
+    const target = targetOf(actor.principal.domain, mailbox);
+    if (decide(actor.principal, 'change_own_access_code', target, { withCurrentCode: false }).allowed) return 'nothing';
+    if (decide(actor.principal, 'change_own_access_code', target, { withCurrentCode: true }).allowed) return 'current_code';
+    return 'fresh_sign_in';
   }
 
   /** Which of these mailboxes are locked after failed logins (null: the counters are unreachable). */
@@ -203,13 +248,23 @@ export class PortalService {
     return new Map(entries);
   }
 
+  /**
+   * The mailbox, if the actor may do `action` on it. To someone who does not manage the whole
+   * domain, a number with no mailbox and a mailbox outside their scope answer the same (403
+   * not_in_scope, same body): the API must not tell them which numbers exist.
+   */
   async #mailbox(actor: Actor, domain: string, number: string, action: Action, opts: { withCurrentCode?: boolean } = {}): Promise<MailboxSummary> {
     if (!inDomain(actor.principal, domain)) throw new PortalError(403, 'other_domain', 'not your domain');
     const [mailbox] = await this.#store(() => listMailboxes(this.deps.db, domain, number));
-    if (mailbox === undefined) throw new PortalError(404, 'no_such_mailbox', 'no such mailbox');
-    const decision = decide(actor.principal, action, targetOf(domain, mailbox), opts);
-    if (!decision.allowed) throw new PortalError(403, decision.reason, 'not allowed');
-    return mailbox;
+    if (mailbox === undefined) {
+      if (decide(actor.principal, 'view', noMailboxTarget(domain.toLowerCase(), number)).allowed) throw new PortalError(404, 'no_such_mailbox', 'no such mailbox');
+      throw notInScope();
+    }
+    const target = targetOf(domain, mailbox);
+    const decision = decide(actor.principal, action, target, opts);
+    if (decision.allowed) return mailbox;
+    if (!decide(actor.principal, 'view', target).allowed) throw notInScope();
+    throw new PortalError(403, decision.reason, 'not allowed');
   }
 
   #ctx(actor: Actor): CallContext {
@@ -259,16 +314,36 @@ export class PortalService {
     }
   }
 
-  async audit(actor: Actor, domain: string, filter: { mailbox?: string | undefined; event?: string | undefined; since?: string | undefined; until?: string | undefined }): Promise<AuditEvent[]> {
+  /**
+   * Audit events of a domain, oldest first, only the rows the actor may read (decide()
+   * 'read_audit' per mailbox; rows of numbers with no mailbox as decide() says of those). The
+   * filtering is done by the database: since/until as instants (ISO-8601 with a zone, else 400),
+   * at most `limit` rows (default 1000, at most 10 000); `truncated` says there are more — ask
+   * again with `since` set to the last row's time.
+   */
+  async audit(actor: Actor, domain: string, filter: AuditFilter): Promise<{ events: AuditEvent[]; truncated: boolean }> {
     if (!inDomain(actor.principal, domain)) throw new PortalError(403, 'other_domain', 'not your domain');
-    if (filter.mailbox !== undefined) await this.#mailbox(actor, domain, filter.mailbox, 'read_audit');
-    const visible = new Set((await this.mailboxes(actor, domain)).filter((m) => decide(actor.principal, 'read_audit', targetOf(domain, m)).allowed).map((m) => m.number));
-    const everything = actor.principal.kind === 'operator' || (actor.principal.kind === 'user' && actor.principal.role === 'office_manager');
-    const events = await this.#store(() => listAuditEvents(this.deps.db, { domain, mailbox: filter.mailbox }));
-    return events.filter((e) => (everything || visible.has(e.mailbox))
-      && (filter.event === undefined || e.event === filter.event)
-      && (filter.since === undefined || e.at >= filter.since)
-      && (filter.until === undefined || e.at <= filter.until));
+    const since = parseInstant(filter.since);
+    const until = parseInstant(filter.until);
+    if (since === null || until === null) throw new PortalError(400, 'bad_request', 'since and until are ISO-8601 times with a zone, e.g. 2025-01-31T09:30:00Z');
+    const limit = filter.limit ?? AUDIT_LIMIT_DEFAULT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > AUDIT_LIMIT_MAX) throw new PortalError(400, 'bad_request', `limit is 1 to ${AUDIT_LIMIT_MAX}`);
+    const p = actor.principal;
+    const all = await this.#store(() => listMailboxes(this.deps.db, domain));
+    if (filter.mailbox !== undefined) {
+      const one = all.find((m) => m.number === filter.mailbox);
+      // A number with no mailbox: its rows (failed logins as typed) are for those who may see such numbers.
+      if (one !== undefined) await this.#mailbox(actor, domain, filter.mailbox, 'read_audit');
+      else if (!decide(p, 'read_audit', noMailboxTarget(domain.toLowerCase(), filter.mailbox)).allowed) throw notInScope();
+    }
+    const readable = (m: MailboxSummary): boolean => decide(p, 'read_audit', targetOf(domain, m)).allowed;
+    const mailboxes = decide(p, 'read_audit', noMailboxTarget(domain.toLowerCase(), '')).allowed
+      ? { except: all.filter((m) => !readable(m)).map((m) => m.number) }
+      : { only: all.filter(readable).map((m) => m.number) };
+    const rows = await this.#store(() => listAuditEvents(this.deps.db, {
+      domain, mailbox: filter.mailbox, mailboxes, events: filter.event === undefined ? undefined : [filter.event], since, until, limit: limit + 1,
+    }));
+    return { events: rows.slice(0, limit), truncated: rows.length > limit };
   }
 
   // --- reset and recycle -------------------------------------------------------------------------
@@ -334,5 +409,13 @@ export class PortalService {
 }
 
 export function targetOf(domain: string, m: MailboxSummary): MailboxTarget {
-  return { domain: domain.toLowerCase(), number: m.number, owner: m.owner === null ? null : { extension: m.owner.extension, role: m.owner.role, site: m.owner.site } };
+  return {
+    domain: domain.toLowerCase(), number: m.number, members: m.members, hasCode: m.hasCode,
+    owner: m.owner === null ? null : { extension: m.owner.extension, role: m.owner.role, site: m.owner.site },
+  };
+}
+
+/** The one answer for "not yours to see", whether the mailbox exists or not. */
+function notInScope(): PortalError {
+  return new PortalError(403, 'not_in_scope', 'not allowed');
 }
