@@ -27,7 +27,8 @@ const STYLE = `
 export interface PageUser {
   readonly name: string;
   readonly csrfToken: string;
-  readonly canManage: boolean;
+  /** Where the Manager view is (a user's domain; an operator's list of domains); null: nothing to manage. */
+  readonly manageHref: string | null;
 }
 
 export interface Notice {
@@ -35,9 +36,19 @@ export interface Notice {
   readonly text: string;
 }
 
+/** A path segment, escaped for a URL and then for HTML. */
+function seg(value: string): string {
+  return escapeHtml(encodeURIComponent(value));
+}
+
+/** Where the acts on one mailbox of one domain are posted: the domain is always in the URL. */
+export function mailboxPath(domain: string, mailbox: string): string {
+  return `/portal/domains/${encodeURIComponent(domain)}/mailboxes/${encodeURIComponent(mailbox)}`;
+}
+
 function layout(title: string, body: string, user?: PageUser): string {
   const nav = user === undefined ? '' : `<nav aria-label="Portal">
-      <a href="/portal">My voicemail</a>${user.canManage ? ' · <a href="/portal/manage">Manager view</a>' : ''}
+      <a href="/portal">My voicemail</a>${user.manageHref !== null ? ` · <a href="${escapeHtml(user.manageHref)}">Manager view</a>` : ''}
       · <form class="inline" method="post" action="/portal/logout"><input type="hidden" name="csrf" value="${escapeHtml(user.csrfToken)}"><button type="submit">Sign out</button></form>
     </nav>`;
   return `<!doctype html>
@@ -73,40 +84,41 @@ ${opts.error !== undefined ? notice({ kind: 'error', text: opts.error }) : ''}
 </form>`);
 }
 
-function messagesSection(user: PageUser, messages: readonly MessageView[]): string {
-  if (messages.length === 0) return '<h3>Messages</h3><p>No messages.</p>';
+function messagesSection(user: PageUser, domain: string, mailbox: string, messages: readonly MessageView[], heading: string): string {
+  if (messages.length === 0) return `<h3>${heading}</h3><p>No messages.</p>`;
   const csrf = `<input type="hidden" name="csrf" value="${escapeHtml(user.csrfToken)}">`;
+  const base = escapeHtml(mailboxPath(domain, mailbox));
   const rows = messages.map((m) => {
     const id = escapeHtml(m.id);
+    const at = `${base}/messages/${seg(m.id)}`;
     const from = m.caller === '' ? 'unknown caller' : m.caller;
     return `<tr>
       <td>${m.state === 'new' ? '<strong>new</strong>' : 'saved'}</td>
       <td><time datetime="${escapeHtml(m.receivedAt)}">${escapeHtml(m.receivedAt.replace('T', ' ').slice(0, 16))} UTC</time></td>
       <td>${escapeHtml(from)}${m.callerName === null ? '' : ` (${escapeHtml(m.callerName)})`}</td>
       <td>${Math.round(m.durationMs / 1000)} s</td>
-      <td><audio controls preload="none" src="/portal/my/messages/${id}/audio"></audio></td>
-      <td>${m.state === 'new' ? `<form class="inline" method="post" action="/portal/my/messages/${id}/save">${csrf}<button type="submit">Save</button></form> ` : ''}<form class="inline" method="post" action="/portal/my/messages/${id}/delete">${csrf}<button type="submit">Delete</button></form></td>
+      <td><audio controls preload="none" src="${at}/audio" aria-label="Message ${id}"></audio></td>
+      <td>${m.state === 'new' ? `<form class="inline" method="post" action="${at}/save">${csrf}<button type="submit">Save</button></form> ` : ''}<form class="inline" method="post" action="${at}/delete">${csrf}<button type="submit">Delete</button></form></td>
     </tr>`;
   }).join('\n');
-  return `<h3>Messages</h3>
+  return `<h3>${heading}</h3>
   <table><thead><tr><th>State</th><th>Received</th><th>From</th><th>Length</th><th>Listen</th><th></th></tr></thead>
   <tbody>${rows}</tbody></table>`;
 }
 
-export function myVoicemailPage(user: PageUser, mailbox: MailboxSummary | undefined, fresh: boolean, n?: Notice, messages: readonly MessageView[] = []): string {
-  if (mailbox === undefined) {
-    return layout('My voicemail', `${notice(n)}<p>You have no mailbox.</p>`, user);
+/** What the own-code form must ask for (PortalService.ownCodeNeeds, i.e. decide()). */
+export type OwnCodeNeeds = 'nothing' | 'current_code' | 'fresh_sign_in';
+
+function ownCodeForm(user: PageUser, needs: OwnCodeNeeds): string {
+  if (needs === 'fresh_sign_in') {
+    return `<h3>Choose an access code</h3>
+  <p role="note">You signed in more than 5 minutes ago. To choose your first access code, sign out and sign in again, then choose it within 5 minutes.</p>
+  <form method="post" action="/portal/logout"><input type="hidden" name="csrf" value="${escapeHtml(user.csrfToken)}"><button type="submit">Sign in again</button></form>`;
   }
-  return layout('My voicemail', `
-${notice(n)}
-<section aria-labelledby="mine">
-  <h2 id="mine">Mailbox ${escapeHtml(mailbox.number)}</h2>
-  <p>${mailbox.messages.new} new and ${mailbox.messages.saved} saved messages. ${mailbox.hasCode ? 'An access code is set.' : 'No access code yet: choose one below, or call voicemail from your phone.'}</p>
-  ${messagesSection(user, messages)}
-  <h3>Change access code</h3>
+  return `<h3>Change access code</h3>
   <form method="post" action="/portal/my/access-code">
     <input type="hidden" name="csrf" value="${escapeHtml(user.csrfToken)}">
-    ${fresh || !mailbox.hasCode ? '<p>You signed in a moment ago, so the current code is not needed.</p>' : `
+    ${needs === 'nothing' ? '<p>You signed in a moment ago, so the current code is not needed.</p>' : `
     <label for="currentCode">Current access code</label>
     <input id="currentCode" name="currentCode" type="password" inputmode="numeric" autocomplete="off" required>`}
     <label for="newCode">New access code (4 to 10 digits)</label>
@@ -114,34 +126,80 @@ ${notice(n)}
     <label for="newCode2">New access code again</label>
     <input id="newCode2" name="newCode2" type="password" inputmode="numeric" autocomplete="off" required>
     <div><button type="submit">Change access code</button></div>
-  </form>
-</section>`, user);
+  </form>`;
 }
 
-export function managePage(user: PageUser, domain: string, mailboxes: readonly MailboxSummary[], locked: ReadonlyMap<string, boolean | null>, n?: Notice): string {
+export interface MyVoicemail {
+  readonly domain: string;
+  readonly own?: { readonly mailbox: MailboxSummary; readonly needs: OwnCodeNeeds; readonly messages: readonly MessageView[] } | undefined;
+  /** Shared mailboxes one is a member of: their messages. */
+  readonly shared: ReadonlyArray<{ readonly mailbox: MailboxSummary; readonly messages: readonly MessageView[] }>;
+}
+
+export function myVoicemailPage(user: PageUser, view: MyVoicemail, n?: Notice): string {
+  const shared = view.shared.map(({ mailbox, messages }) => `
+<section aria-labelledby="shared-${escapeHtml(mailbox.number)}">
+  <h2 id="shared-${escapeHtml(mailbox.number)}">Shared mailbox ${escapeHtml(mailbox.number)}${mailbox.displayName === null ? '' : ` (${escapeHtml(mailbox.displayName)})`}</h2>
+  <p>${mailbox.messages.new} new and ${mailbox.messages.saved} saved messages; you are one of its members.</p>
+  ${messagesSection(user, view.domain, mailbox.number, messages, `Messages of ${escapeHtml(mailbox.number)}`)}
+</section>`).join('\n');
+  if (view.own === undefined) {
+    return layout('My voicemail', `${notice(n)}<p>You have no mailbox.</p>${shared}`, user);
+  }
+  const { mailbox, needs, messages } = view.own;
+  return layout('My voicemail', `
+${notice(n)}
+<section aria-labelledby="mine">
+  <h2 id="mine">Mailbox ${escapeHtml(mailbox.number)}</h2>
+  <p>${mailbox.messages.new} new and ${mailbox.messages.saved} saved messages. ${mailbox.hasCode ? 'An access code is set.' : 'No access code yet: choose one below, or call voicemail from your phone.'}</p>
+  ${messagesSection(user, view.domain, mailbox.number, messages, 'Messages')}
+  ${ownCodeForm(user, needs)}
+</section>${shared}`, user);
+}
+
+/** An operator's first step into the Manager view: which domain. */
+export function domainsPage(user: PageUser, domains: readonly string[]): string {
+  const items = domains.map((d) => `<li><a href="/portal/domains/${seg(d)}/manage">${escapeHtml(d)}</a></li>`).join('\n');
+  return layout('Manager view', `<nav aria-label="Domains"><h2>Domains</h2><ul>${items}</ul></nav>`, user);
+}
+
+/** A page that only says what went wrong (e.g. a domain one may not see). */
+export function noticePage(user: PageUser, title: string, n: Notice): string {
+  return layout(title, notice(n), user);
+}
+
+export interface ManagedRow {
+  readonly mailbox: MailboxSummary;
+  /** The acts this manager may take on it (decide()); only those are offered. */
+  readonly may: ReadonlySet<string>;
+}
+
+export function managePage(user: PageUser, domain: string, rows: readonly ManagedRow[], locked: ReadonlyMap<string, boolean | null>, n?: Notice): string {
   const csrf = `<input type="hidden" name="csrf" value="${escapeHtml(user.csrfToken)}">`;
-  const rows = mailboxes.map((m) => {
+  const body = rows.map(({ mailbox: m, may }) => {
     const id = escapeHtml(m.number);
     const who = m.owner !== null ? escapeHtml(`${m.owner.displayName} (${m.owner.role.replace(/_/g, ' ')})`) : `Shared: ${escapeHtml(m.displayName ?? '')}${m.members.length > 0 ? ` — members ${escapeHtml(m.members.join(', '))}` : ''}`;
-    const action = (what: string): string => `/portal/manage/${encodeURIComponent(m.number)}/${what}`;
+    const action = (what: string): string => escapeHtml(`${mailboxPath(domain, m.number)}/${what}`);
+    const button = (what: string, label: string, aria: string): string => (may.has(what.replace('-', '_'))
+      ? `<form class="inline" method="post" action="${action(what)}">${csrf}<button type="submit" aria-label="${aria}">${label}</button></form>` : '');
     return `<tr>
   <th scope="row">${id}</th>
   <td>${who}</td>
   <td>${m.hasCode ? (m.mustChange ? 'set, must change' : 'set') : 'none'}${locked.get(m.number) === true ? '<br><strong>locked</strong>' : ''}</td>
   <td>${m.messages.new} new, ${m.messages.saved} saved</td>
   <td>
-    <details><summary>Set access code</summary>
+    ${may.has('set_access_code') ? `<details><summary>Set access code</summary>
       <form method="post" action="${action('access-code')}">${csrf}
         <label for="code-${id}">New access code for ${id}</label>
         <input id="code-${id}" name="newCode" type="password" inputmode="numeric" autocomplete="off" required>
         <div><label><input type="checkbox" name="mustChange" value="1"> Must change at next login</label></div>
         <button type="submit">Set code for ${id}</button>
       </form>
-    </details>
-    <form class="inline" method="post" action="${action('unlock')}">${csrf}<button type="submit" aria-label="Unlock ${id}">Unlock</button></form>
-    <form class="inline" method="post" action="${action('require-change')}">${csrf}<button type="submit" aria-label="Require ${id} to change the access code">Require change</button></form>
-    ${m.owner !== null ? `<form class="inline" method="post" action="${action('reset')}">${csrf}<button type="submit" aria-label="Reset ${id}">Reset…</button></form>
-    <form class="inline" method="post" action="${action('recycle')}">${csrf}<button type="submit" aria-label="Recycle ${id}">Recycle…</button></form>` : ''}
+    </details>` : ''}
+    ${button('unlock', 'Unlock', `Unlock ${id}`)}
+    ${button('require-change', 'Require change', `Require ${id} to change the access code`)}
+    ${m.owner !== null ? `${button('reset', 'Reset…', `Reset ${id}`)}
+    ${button('recycle', 'Recycle…', `Recycle ${id}`)}` : ''}
   </td>
 </tr>`;
   }).join('\n');
@@ -151,22 +209,22 @@ ${notice(n)}
   <caption>Mailboxes you manage in ${escapeHtml(domain)}</caption>
   <thead><tr><th scope="col">Mailbox</th><th scope="col">Owner</th><th scope="col">Access code</th><th scope="col">Messages</th><th scope="col">Actions</th></tr></thead>
   <tbody>
-${rows}
+${body}
   </tbody>
 </table>`, user);
 }
 
 /** Step 2 of reset/recycle: the count of messages that will be lost, echoed back to confirm. */
-export function confirmPage(user: PageUser, mailbox: string, kind: 'reset' | 'recycle', messages: number): string {
+export function confirmPage(user: PageUser, domain: string, mailbox: string, kind: 'reset' | 'recycle', messages: number): string {
   const what = kind === 'reset'
     ? 'clears the access code (first-time setup on the phone), the greeting and the name, and deletes the messages'
     : 'hands the extension to someone new: clears the access code, the greeting and the name, removes the portal password, and deletes the messages';
-  return layout(`${kind === 'reset' ? 'Reset' : 'Recycle'} mailbox ${mailbox}`, `
+  return layout(`${kind === 'reset' ? 'Reset' : 'Recycle'} mailbox ${mailbox} of ${domain}`, `
 <p class="notice error" role="alert">This ${what}. <strong>${messages} ${messages === 1 ? 'message' : 'messages'}</strong> will be deleted for good.</p>
-<form method="post" action="/portal/manage/${encodeURIComponent(mailbox)}/${kind}">
+<form method="post" action="${escapeHtml(`${mailboxPath(domain, mailbox)}/${kind}`)}">
   <input type="hidden" name="csrf" value="${escapeHtml(user.csrfToken)}">
   <label for="confirm">Type the number of messages that will be deleted (${messages}) to confirm</label>
   <input id="confirm" name="confirmMessages" type="text" inputmode="numeric" autocomplete="off" required>
-  <div><button type="submit">${kind === 'reset' ? 'Reset' : 'Recycle'} ${escapeHtml(mailbox)}</button> <a href="/portal/manage">Cancel</a></div>
+  <div><button type="submit">${kind === 'reset' ? 'Reset' : 'Recycle'} ${escapeHtml(mailbox)}</button> <a href="/portal/domains/${seg(domain)}/manage">Cancel</a></div>
 </form>`, user);
 }

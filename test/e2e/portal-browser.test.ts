@@ -62,7 +62,7 @@ describe.skipIf(!haveChromium)('portal in a real browser', () => {
       await page.screenshot({ path: join(SHOTS, 'my-voicemail.png') });
 
       await page.getByRole('link', { name: 'Manager view' }).click();
-      await page.waitForURL(`${base}/portal/manage`);
+      await page.waitForURL(`${base}/portal/domains/demo.local/manage`);
       const row = page.getByRole('row', { name: /^202 / });
       await row.getByText('Set access code').click();
       await page.getByLabel('New access code for 202').fill('1234');
@@ -94,7 +94,9 @@ describe.skipIf(!haveChromium)('portal in a real browser', () => {
     const page = await context.newPage();
     try {
       await signIn(page, '201', DEMO_PORTAL_PASSWORDS['201']);
+      // The short address leads a user to their own domain's Manager view.
       await page.goto(`${base}/portal/manage`);
+      await page.waitForURL(`${base}/portal/domains/demo.local/manage`);
       await page.getByRole('button', { name: 'Reset 204' }).click();
       await expect(page.getByRole('alert').textContent()).resolves.toContain('0 messages will be deleted for good');
       await page.screenshot({ path: join(SHOTS, 'reset-confirm.png') });
