@@ -121,6 +121,8 @@ export class FakeChannel {
   #recording: { finish: () => void } | null = null;
   /** What the caller "says" into the next recording (8 kHz PCM); default 2 s of a 440 Hz tone. */
   speech: Int16Array | null = null;
+  /** Bytes written instead of a WAV of `speech`: a broken or foreign-format recording. */
+  recordingBytes: Buffer | null = null;
   #subscribed = false;
   #resolveReady!: () => void;
   /** Resolves once fsmrf's Endpoint has subscribed to this channel's events. */
@@ -317,7 +319,7 @@ export class FakeChannel {
       const wav = new wavefile.WaveFile();
       wav.fromScratch(1, 8000, '16', pcm);
       mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, Buffer.from(wav.toBuffer()));
+      writeFileSync(path, this.recordingBytes ?? Buffer.from(wav.toBuffer()));
       this.#complete(socket, headers, '_none_', { variable_record_ms: String(Math.round(pcm.length / 8)) });
     };
     this.#recording = { finish };
