@@ -250,6 +250,7 @@ export function registerApi(app: FastifyInstance, portal: PortalService, opts: {
     properties: {
       id: { type: 'string' }, caller: { type: 'string' }, callerName: { type: ['string', 'null'] },
       receivedAt: { type: 'string', format: 'date-time' }, durationMs: { type: 'integer' }, state: { type: 'string', enum: ['new', 'saved'] },
+      folder: { type: 'string', description: "where the message is filed ('inbox' for everything a caller leaves); new/saved is its state" },
     },
   } as const;
 

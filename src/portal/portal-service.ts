@@ -20,10 +20,15 @@ export interface MessageView {
   readonly receivedAt: string;
   readonly durationMs: number;
   readonly state: 'new' | 'saved';
+  /** Where it is filed ('inbox' for everything a caller leaves). */
+  readonly folder: string;
 }
 
 function messageView(m: StoredMessage): MessageView {
-  return { id: m.id, caller: m.caller, callerName: m.callerName, receivedAt: m.receivedAt.toISOString(), durationMs: m.durationMs, state: m.state };
+  return {
+    id: m.id, caller: m.caller, callerName: m.callerName, receivedAt: m.receivedAt.toISOString(), durationMs: m.durationMs, state: m.state,
+    folder: m.folder,
+  };
 }
 import {
   createSession, deleteSession, findOperator, findOperatorById, findPortalUser, findPortalUserById, findSession,

@@ -82,6 +82,13 @@ describeEachDatabase('reset and recycle put the message-waiting light out', (var
         for (const key of [...keys, greeting]) expect(await audioGone(key), key).toBe(true);
       });
 
+      it('the API lists each message with its folder (inbox) besides its state', async () => {
+        await deposit('201');
+        const res = await fetch(`http://127.0.0.1:${t.server.http.port}/api/domains/demo.local/mailboxes/201/messages`, { headers: { authorization: `Bearer ${token}` } });
+        expect(res.status).toBe(200);
+        expect(await res.json()).toEqual([expect.objectContaining({ caller: '5551234', state: 'new', folder: 'inbox' })]);
+      });
+
       it('recycle of a mailbox with messages: NOTIFY 0/0; rows and audio are gone', async () => {
         const bodies = await subscribe('202');
         await deposit('202');
