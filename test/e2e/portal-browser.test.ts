@@ -3,10 +3,13 @@
  * (201, office manager) signs in, sets Bob's (202) access code without knowing anything of his,
  * and a sipp call then logs in to 202 with the new code. Also: the reset confirmation that asks
  * for the number of messages, a refused code's reason, and a basic user's view. The screenshots
- * in README.md are taken here (docs/screenshots/).
+ * in README.md are taken here: every run takes them (into a temporary folder), and
+ * `UPDATE_SCREENSHOTS=1` writes them to docs/screenshots/ — so a test run leaves the work tree
+ * as it found it.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +23,8 @@ const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) console.log(`portal browser tests skipped: ${CHROMIUM} is not installed (Debian package chromium)`);
 const haveSipp = sippAvailable();
-const SHOTS = join(packageRoot, 'docs', 'screenshots');
+const UPDATE_SHOTS = process.env.UPDATE_SCREENSHOTS === '1';
+let SHOTS = join(packageRoot, 'docs', 'screenshots');
 
 describe.skipIf(!haveChromium)('portal in a real browser', () => {
   let t: TestServer;
@@ -35,11 +39,13 @@ describe.skipIf(!haveChromium)('portal in a real browser', () => {
       headless: true,
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
-    await mkdir(SHOTS, { recursive: true });
+    if (UPDATE_SHOTS) await mkdir(SHOTS, { recursive: true });
+    else SHOTS = await mkdtemp(join(tmpdir(), 'vmaccess-shots-'));
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
     await t?.stop();
+    if (!UPDATE_SHOTS) await rm(SHOTS, { recursive: true, force: true });
   });
 
   async function signIn(page: Page, user: string, password: string): Promise<void> {
