@@ -28,7 +28,8 @@ const STATIC_CODECS: Readonly<Record<number, AudioCodec>> = { 0: 'PCMU', 8: 'PCM
 function codecOf(payload: number, rtpmap: sdpTransform.MediaAttributes['rtp']): AudioCodec | null {
   const map = rtpmap.find((r) => r.payload === payload);
   if (map !== undefined) {
-    const name = map.codec.toUpperCase();
+    // sdp-transform turns an all-digit encoding name ("a=rtpmap:0 1234/8000") into a number.
+    const name = String(map.codec).toUpperCase();
     if ((name === 'PCMU' || name === 'PCMA') && map.rate === 8000) return name;
     return null;
   }
@@ -62,7 +63,7 @@ export function negotiate(offerText: string): NegotiationResult {
       }
     }
     if (codec === null) continue;
-    const te = rtp.find((r) => r.codec.toLowerCase() === 'telephone-event' && r.rate === 8000 && payloads.includes(r.payload));
+    const te = rtp.find((r) => String(r.codec).toLowerCase() === 'telephone-event' && r.rate === 8000 && payloads.includes(r.payload));
     const address = m.connection?.ip ?? offer.connection?.ip;
     if (address === undefined || isIP(address) === 0) return { ok: false, reason: 'malformed' };
     const direction = m.direction ?? offer.direction ?? 'sendrecv';
