@@ -361,7 +361,7 @@ describeEachDatabase('portal HTTP API', (variant) => {
     const bob = await signIn('202', DEMO_PORTAL_PASSWORDS['202']);
     const list = await api('GET', '/api/domains/demo.local/mailboxes/202/messages', { session: bob });
     expect(list.status).toBe(200);
-    expect(list.body).toEqual([{ id, caller: '5551234', callerName: 'Pat', receivedAt: expect.any(String), durationMs: 1500, state: 'new' }]);
+    expect(list.body).toEqual([{ id, caller: '5551234', callerName: 'Pat', receivedAt: expect.any(String), durationMs: 1500, state: 'new', folder: 'inbox' }]);
     const audio = await fetch(`${base}/api/domains/demo.local/mailboxes/202/messages/${id}/audio`, { headers: { cookie: bob.cookie } });
     expect(audio.status).toBe(200);
     expect(audio.headers.get('content-type')).toBe('audio/wav');
