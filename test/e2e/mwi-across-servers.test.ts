@@ -2,9 +2,10 @@
  * Message-waiting lights across servers: two whole vmaccess servers (embedded engine) on one
  * Postgres database, as behind a load balancer. A phone subscribed on server B must see the
  * deposits and deletes made on server A — through pg NOTIFY in A's committing transaction and B's
- * LISTEN connection — also after B's LISTEN connection was cut, and for changes A made while B
- * could not listen (the resync after the reconnect).
+ * LISTEN connection — also after B's LISTEN connection was cut, for changes A made while B
+ * could not listen (the resync after the reconnect), and for a reset through A's admin API.
  */
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -12,6 +13,7 @@ import { createLogger } from '../../src/log.js';
 import { LISTEN_APPLICATION_NAME } from '../../src/messages/mailbox-changes.js';
 import { encodePcmWav } from '../../src/messages/wav.js';
 import { startServer, type RunningServer } from '../../src/server.js';
+import { createApiToken, upsertOperator } from '../../src/store/accounts.js';
 import { SipRequest } from '../../src/telephony/embedded/sip/index.js';
 import { createPostgresTestDatabase, createTestDataDir } from '../integration/store/helpers.js';
 import { freeEvenPortRange, freePort } from '../support/ports.js';
@@ -131,4 +133,16 @@ describe.skipIf(DATABASE_URL === undefined)('message-waiting lights across serve
     await waitFor(lastSays('0/1'), 30_000, 'B: NOTIFY 0/1 after the resync');
     expect(bodies().length).toBeGreaterThan(notified);
   }, 60_000);
+
+  it('a reset through server A\'s admin API (committed outside the message service) reaches the phone on B', async () => {
+    const { core, http } = a.server;
+    const root = await upsertOperator(core.db, 'root', await core.passwords.hash('root-password-123'));
+    const token = randomBytes(32).toString('base64url');
+    await createApiToken(core.db, root.id, 'mwi across servers', token);
+    const res = await fetch(`http://127.0.0.1:${http.port}/api/domains/demo.local/mailboxes/201/reset`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ confirmMessages: 1 }),
+    });
+    expect(res.status).toBe(200);
+    await waitFor(lastSays('0/0'), 10_000, 'B: NOTIFY 0/0 after the reset on A');
+  });
 });
