@@ -128,6 +128,20 @@ export class CallSession implements CallEvents {
     this.finish('remoteHangup');
   }
 
+  /**
+   * The server ends the call on its own, whatever the IVR was doing (the shutdown grace ran
+   * out): BYE to the caller, the machine stopped as on a hang-up (its timers too), a message
+   * being left kept, and the call counted as ended by the server.
+   */
+  hangupByServer(reason: string): void {
+    if (this.finished) return;
+    this.log.info({ reason, phase: this.state.phase }, 'server hangs up');
+    this.recording?.stop();
+    this.dispatch({ type: 'hangup' });
+    this.opts.call.hangup();
+    this.finish('localHangup');
+  }
+
   /** Events are queued so an answer delivered while a step runs never re-enters the machine. */
   private dispatch(event: IvrEvent): void {
     this.queue.push(event);

@@ -268,4 +268,31 @@ describe('SIGTERM while a caller changes their code [pglite]', () => {
     await stopping;
     expect(stopped).toBe(true);
   }, 90_000);
+
+  it('a call still in the IVR when SHUTDOWN_GRACE_MS runs out gets BYE from the server, then the server stops', async () => {
+    const t = await startTestServer('pglite', { SHUTDOWN_GRACE_MS: '1500' });
+    let stopped = false;
+    cleanups.push(async () => { if (!stopped) await t.stop(); });
+    const target = targetOf(t);
+    const ua = await TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:201@demo.local' });
+    let stopping: Promise<void> | null = null;
+    try {
+      await waitFor(() => ua.received.length > 10, 5000, 'the first prompt');
+      // The caller types nothing: the call would sit in "enter your access code" for longer than
+      // the grace, so the only way it ends now is the drain hanging it up.
+      stopping = t.stop().then(() => { stopped = true; });
+      await ua.waitForBye(15_000);
+      expect(stopped).toBe(false); // the server waits for its BYE to be answered first (engine.ts drain)
+    } finally {
+      await ua.hangup().catch(() => 0);
+      ua.close();
+    }
+    await stopping;
+    expect(stopped).toBe(true);
+    const records = t.logs.records();
+    expect(records.some((r) => r.msg === 'grace period over: hanging up remaining calls' && r.activeCalls === 1)).toBe(true);
+    // Hung up by the server, not by the IVR giving up on a silent caller.
+    expect(records.some((r) => r.msg === 'ivr session ended' && r.reason === 'localHangup')).toBe(true);
+    expect(records.some((r) => r.msg === 'ivr phase' && r.to === 'goodbye')).toBe(false);
+  }, 60_000);
 });

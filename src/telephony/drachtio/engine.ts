@@ -223,7 +223,8 @@ export class DrachtioEngine implements CallEngine {
     clearTimeout(timer);
     if (timedOut) {
       this.#log.warn({ activeCalls: this.#calls.size }, 'grace period over: hanging up remaining calls');
-      for (const c of this.#calls.values()) c.call.hangup();
+      // Through the session, so the IVR stops with the call and it counts as ended by the server.
+      for (const c of this.#calls.values()) c.session.hangupByServer('shutdown grace over');
       await Promise.race([Promise.all([...this.#calls.values()].map((c) => c.done)), sleep(2000)]);
     }
   }

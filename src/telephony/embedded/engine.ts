@@ -165,7 +165,8 @@ export class EmbeddedEngine implements CallEngine {
       clearTimeout(timer);
       if (timedOut) {
         this.log.warn({ activeCalls: this.calls.size }, 'grace period over: hanging up remaining calls');
-        for (const c of this.calls.values()) c.call.hangup();
+        // Through the session, so the IVR stops with the call and it counts as ended by the server.
+        for (const c of this.calls.values()) c.session.hangupByServer('shutdown grace over');
         // Give the BYEs a moment to be answered (Timer F would take 32 s; do not wait for that).
         await Promise.race([Promise.all([...this.calls.values()].map((c) => c.done)), sleep(2000)]);
       }
