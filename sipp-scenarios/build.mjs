@@ -35,6 +35,9 @@ const SDP_OFFER = `v=0
       a=fmtp:101 0-15
       a=ptime:20`;
 
+/** PCMA only (sipp's g711a.pcap is A-law, payload type 8), with telephone-event for the keys. */
+const SDP_OFFER_PCMA = SDP_OFFER.replace('RTP/AVP 0 101', 'RTP/AVP 8 101').replace('a=rtpmap:0 PCMU/8000', 'a=rtpmap:8 PCMA/8000');
+
 function invite({ sdp = SDP_OFFER, extraHeaders = '' } = {}) {
   return `  <send retrans="500">
     <![CDATA[
@@ -460,8 +463,22 @@ export const SCENARIOS = {
     'Message waiting: SUBSCRIBE to message-summary for mailbox -s SERVICE (200 with Expires), the NOTIFY whose body must say Voice-Message: VOICE (-key voice, e.g. 1/0), then unsubscribe (Expires: 0) and the last NOTIFY, Subscription-State terminated.',
     mwiSubscribe()),
   'mwi-subscribe-change.xml': scenario('mwi-subscribe-change',
-    'Message waiting, a change while subscribed: SUBSCRIBE to message-summary for mailbox -s SERVICE, the first NOTIFY must say Voice-Message: VOICE (-key voice, e.g. 0/0); then wait (up to 20 s) for the NOTIFY of a change, whose body must say Voice-Message: AFTER (-key after, e.g. 1/0); then unsubscribe and the last NOTIFY, terminated.',
+    'Message waiting, a change while subscribed: SUBSCRIBE to message-summary for mailbox -s SERVICE, the first NOTIFY must say Voice-Message: VOICE (-key voice, e.g. 0/0); then wait (up to 60 s) for the NOTIFY of a change, whose body must say Voice-Message: AFTER (-key after, e.g. 1/0); then unsubscribe and the last NOTIFY, terminated.',
     mwiSubscribe({ change: true })),
+  // Messages ------------------------------------------------------------------------------------
+  'deposit-message.xml': scenario('deposit-message',
+    'Leave a message: call -s SERVICE (a deposit address, e.g. vm-201), pound during the greeting skips to the tone, 7 s of speech (sipp\'s g711a.pcap, PCMA), pound ends the recording; the server says "recorded" and hangs up.',
+    invite({ sdp: SDP_OFFER_PCMA }) + ANSWERED + `  <pause milliseconds="1000"/>\n` + keys('#') + `  <pause milliseconds="1500"/>
+  <nop><action><exec play_pcap_audio="${PCAP_DIR}/g711a.pcap"/></action></nop>
+  <pause milliseconds="7600"/>
+` + keys('#', { pauseAfterLast: false }) + SERVER_BYE(20000)),
+  'listen-delete-201.xml': scenario('listen-delete-201',
+    'As 201 with one new message: log in with 4826, 1 (messages), 7 during the message deletes it, then star at the main menu; the server says goodbye and hangs up.',
+    invite() + ANSWERED + `  <pause milliseconds="500"/>\n` + keys('4826#') + `  <pause milliseconds="1500"/>\n` + keys('1')
+      // "You have 1 new message." then the envelope: 7 pressed into it stops it (type-ahead) and deletes.
+      + `  <pause milliseconds="4000"/>\n` + keys('7')
+      // "Message deleted. There are no more messages." then the main menu.
+      + `  <pause milliseconds="4000"/>\n` + keys('*') + SERVER_BYE(20000)),
 };
 
 /** A 200 to the request sipp just received (a NOTIFY), its headers echoed (RFC 3261 §8.2.6.2). */
@@ -530,7 +547,7 @@ ${extra}      Content-Length: 0
   </recv>
   <nop test="mismatch" next="wrong_counts"/>
 ` + okToLast()
-    + (change ? `  <recv request="NOTIFY" timeout="20000">
+    + (change ? `  <recv request="NOTIFY" timeout="60000">
     <action>
       <assignstr assign_to="expected2" value="[after]"/>
       <ereg regexp="^ *active" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="active2"/>

@@ -109,7 +109,7 @@ describe.skipIf(!haveSipp)(`stack check against ${external ?? 'a local embedded 
       }
       if (step.before !== undefined && 'unlock' in step.before) await target.unlock!(domain, step.before.unlock);
 
-      const run = await runSipp(step.scenario, {
+      const running = runSipp(step.scenario, {
         target: target.sipTarget,
         service: step.service,
         caller: step.caller,
@@ -119,7 +119,22 @@ describe.skipIf(!haveSipp)(`stack check against ${external ?? 'a local embedded 
         ...(step.keys !== undefined ? { keys: step.keys } : {}),
         messageTrace: true,
       });
+      let beside: Awaited<ReturnType<typeof runSipp>> | null = null;
+      if (step.alongside !== undefined) {
+        const { scenario, service, caller, afterMs = 2000 } = step.alongside;
+        await new Promise((r) => setTimeout(r, afterMs));
+        beside = await runSipp(scenario, { target: target.sipTarget, service, caller, domain, localAddress: target.localAddress, messageTrace: true });
+      }
+      const run = await running;
+      if (beside !== null) expect(beside.exitCode, `${step.alongside!.scenario}: ${sippReport(beside)}`).toBe(0);
       expect(run.exitCode, `${step.scenario}: ${sippReport(run)}`).toBe(0);
+      if (target.db !== null && step.messages !== undefined) {
+        const [mailbox, count] = step.messages;
+        const rows = await target.db.query<{ n: string }>(
+          `SELECT count(*) AS n FROM messages msg JOIN mailboxes m ON m.id = msg.mailbox_id JOIN domains d ON d.id = m.domain_id
+            WHERE d.name = $1 AND m.number = $2`, [domain, mailbox]);
+        expect(Number(rows[0]?.n)).toBe(count);
+      }
       if (target.db !== null && step.audit !== undefined && run.callId !== null) {
         const rows = await target.db.query<{ mailbox: string; event: string }>(
           'SELECT mailbox, event FROM audit_events WHERE call_id = $1 ORDER BY id', [run.callId]);

@@ -13,7 +13,7 @@ describe('stack steps', () => {
       for (const m of readFileSync(join(e2eDir, file), 'utf8').matchAll(/'([a-z0-9-]+\.xml)'/g)) used.add(m[1]!);
     }
     const files = readdirSync(sippScenariosDir).filter((f) => f.endsWith('.xml'));
-    const stack = new Set(STACK_STEPS.map((s) => s.scenario));
+    const stack = new Set(STACK_STEPS.flatMap((s) => [s.scenario, ...(s.alongside !== undefined ? [s.alongside.scenario] : [])]));
     expect([...used].filter((s) => !stack.has(s))).toEqual([]);
     expect(files.filter((f) => !stack.has(f))).toEqual([]);
     expect([...stack].filter((s) => !files.includes(s))).toEqual([]);

@@ -30,6 +30,14 @@ export interface StackStep {
   readonly before?: { readonly mustChange: string } | { readonly unlock: string };
   /** Audit rows of this call: [mailbox, event] in order (checked when the store is readable). */
   readonly audit?: ReadonlyArray<readonly [string, string]>;
+  /**
+   * A second sipp call made while this one runs (started `afterMs` into it, default 2000 — a
+   * subscription is in place by then), which must pass too: what changes the counts a
+   * message-summary subscriber is waiting to hear about.
+   */
+  readonly alongside?: { readonly scenario: string; readonly service: string; readonly caller: string; readonly afterMs?: number };
+  /** After the call: how many messages [domain's mailbox, count] holds (checked when the store is readable). */
+  readonly messages?: readonly [string, number];
 }
 
 const OK = (mailbox: string): Array<[string, string]> => [[mailbox, 'login_succeeded']];
@@ -40,6 +48,18 @@ export const STACK_STEPS: readonly StackStep[] = [
   { name: 'OPTIONS → 200 with Allow', scenario: 'options.xml', service: '*97', caller: '201' },
   // Message waiting (RFC 3842): 201 of the fresh demo tenant has no messages yet.
   { name: 'MWI: SUBSCRIBE to 201 → NOTIFY Voice-Message 0/0 → unsubscribe → terminated', scenario: 'mwi-subscribe.xml', service: '201', caller: '201', keys: { voice: '0/0' } },
+  // Messages (issue 8's "done when"): a caller leaves one at vm-201 while 201's phone is
+  // subscribed, which hears 1/0; 201 dials *97, 1, deletes it with 7, and the phone hears 0/0.
+  {
+    name: 'a message left at vm-201 (sipp, 7 s of speech) → the subscribed phone gets NOTIFY 1/0',
+    scenario: 'mwi-subscribe-change.xml', service: '201', caller: '201', keys: { voice: '0/0', after: '1/0' },
+    alongside: { scenario: 'deposit-message.xml', service: 'vm-201', caller: '5551234' }, messages: ['201', 1],
+  },
+  {
+    name: '201: *97, 4826, 1, 7 deletes the message → the subscribed phone gets NOTIFY 0/0',
+    scenario: 'mwi-subscribe-change.xml', service: '201', caller: '201', keys: { voice: '1/0', after: '0/0' },
+    alongside: { scenario: 'listen-delete-201.xml', service: '*97', caller: '201' }, messages: ['201', 0],
+  },
   { name: 'unknown number → 404', scenario: 'unknown-number.xml', service: '5555', caller: '201', audit: [] },
   { name: 'AA number of another domain → 404', scenario: 'unknown-number.xml', service: '15550100', caller: '201', domain: 'other.local', audit: [] },
   { name: 'no G.711 in the offer → 488', scenario: 'no-common-codec.xml', service: '*97', caller: '201', audit: [] },
