@@ -17,7 +17,9 @@
  *
  * On Linux with two or more CPUs the server runs on CPU 0 and this process on CPU 1 (taskset),
  * so neither one's timing includes waiting for the other; --no-pin turns that off.
- * Options: --quick (small numbers, a smoke run), --steps 100,500,1000, --soak N, --no-pin.
+ * Options: --quick (small numbers, a smoke run), --steps 100,500,1000, --soak N (0: none),
+ * --no-pin, --cpu-prof DIR (the server runs with node --cpu-prof; its hottest functions are
+ * printed after it stops and the profile stays in DIR).
  * The last line printed is a one-line JSON summary.
  */
 import { execFileSync } from 'node:child_process';
@@ -26,6 +28,7 @@ import { cpus, totalmem } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { AccessCodeHasher } from '../src/domain/access-code-hasher.js';
+import { summariseProfileDir } from './cpu-profile.js';
 import { LoadUa, type LoadCall } from './load-ua.js';
 import { ServerProcess, type ProcessSample } from './server-process.js';
 import { WireCapture } from './wire-gaps.js';
@@ -43,6 +46,7 @@ const SOAK_CALLS = Number(option('--soak') ?? (quick ? 500 : 10_000));
 const SETUP_CALLS = quick ? 200 : 1000;
 const CALL_RATE_PER_S = 100;
 const MEASURE_MS = quick ? 4000 : 10_000;
+const CPU_PROFILE_DIR = option('--cpu-prof') ?? null;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -240,7 +244,8 @@ interface SoakResult {
   seconds: number;
 }
 
-async function soak(server: ServerProcess, total: number): Promise<SoakResult> {
+async function soak(server: ServerProcess, total: number): Promise<SoakResult | null> {
+  if (total <= 0) return null;
   const CONCURRENCY = 200;
   /** `count` calls, CONCURRENCY at a time: each logs in (4826#) and says goodbye (* typed while
    * the code is checked is kept, type-ahead) and must end with the server's BYE. */
@@ -355,7 +360,7 @@ async function main(): Promise<void> {
   const pin = !args.includes('--no-pin') && process.platform === 'linux' && machine.cpus >= 2 && pinSelf(1);
   const serverCpu = pin ? 0 : null;
   console.log(pin ? 'server on CPU 0, load generator on CPU 1 (taskset)' : 'not pinned: server and load generator share the CPUs');
-  const server = await ServerProcess.start({}, serverCpu);
+  const server = await ServerProcess.start({}, serverCpu, CPU_PROFILE_DIR);
   let postgres: Awaited<ReturnType<typeof onPostgres>> | null = null;
   try {
     const idle = await server.sample();
@@ -373,10 +378,18 @@ async function main(): Promise<void> {
       if (r.failedCalls > 0 || r.lostKeys > 0) break;
     }
     const soakResult = await soak(server, SOAK_CALLS);
-    console.log(`soak: ${soakResult.calls} calls in ${soakResult.seconds} s, ${soakResult.failed} failed; RSS ${soakResult.rssStartMb} → ${soakResult.rssEndMb} MB `
-      + `(second half ${soakResult.rssGrowthSecondHalfMb >= 0 ? '+' : ''}${soakResult.rssGrowthSecondHalfMb} MB), fds ${soakResult.fdsStart} → ${soakResult.fdsEnd}; `
-      + `RSS MB by calls: ${soakResult.samples.map((x) => `${x.calls}:${x.rssMb}`).join(' ')}`);
+    if (soakResult === null) console.log('soak: skipped (--soak 0)');
+    else {
+      console.log(`soak: ${soakResult.calls} calls in ${soakResult.seconds} s, ${soakResult.failed} failed; RSS ${soakResult.rssStartMb} → ${soakResult.rssEndMb} MB `
+        + `(second half ${soakResult.rssGrowthSecondHalfMb >= 0 ? '+' : ''}${soakResult.rssGrowthSecondHalfMb} MB), fds ${soakResult.fdsStart} → ${soakResult.fdsEnd}; `
+        + `RSS MB by calls: ${soakResult.samples.map((x) => `${x.calls}:${x.rssMb}`).join(' ')}`);
+    }
     await server.stop();
+    if (CPU_PROFILE_DIR !== null) {
+      const hot = await summariseProfileDir(CPU_PROFILE_DIR);
+      console.log(`server CPU profile ${hot.file}: ${hot.totalMs} ms sampled, ${hot.idlePercent}% idle; self time of the busy part:`);
+      for (const f of hot.functions) console.log(`  ${String(f.percent).padStart(5)}%  ${String(f.selfMs).padStart(7)} ms  ${f.name}  ${f.where}`);
+    }
     const adminUrl = process.env.DATABASE_URL;
     if (adminUrl !== undefined && adminUrl !== '') {
       postgres = await onPostgres(adminUrl, serverCpu);
@@ -414,7 +427,7 @@ async function main(): Promise<void> {
         zeroLostKeys: steps.filter((x) => x.calls <= TARGET_CALLS).every((x) => x.lostKeys === 0),
         setups150: setup.setupsPerS >= 150,
         keyToStopP99Le60: atTarget !== undefined && atTarget.keyToStopMsP99 <= 60,
-        soakFlat: soakResult.failed === 0 && soakResult.rssGrowthSecondHalfMb <= 5 && soakResult.fdsEnd <= soakResult.fdsStart + 5,
+        soakFlat: soakResult !== null && soakResult.failed === 0 && soakResult.rssGrowthSecondHalfMb <= 5 && soakResult.fdsEnd <= soakResult.fdsStart + 5,
       },
     };
     console.log(JSON.stringify(summary));

@@ -39,14 +39,17 @@ export class ServerProcess {
   ) {}
 
   /**
+   * `cpuProfileDir`: run it with `--cpu-prof` (a .cpuprofile lands there when it exits).
    * `cpu`: run the server on that one CPU only (`taskset -c`), so it and the load generator do
    * not take turns on the same core and each one's timing is its own.
    */
-  static async start(env: Record<string, string> = {}, cpu: number | null = null): Promise<ServerProcess> {
+  static async start(env: Record<string, string> = {}, cpu: number | null = null, cpuProfileDir: string | null = null): Promise<ServerProcess> {
     const dataDir = await mkdtemp(join(tmpdir(), 'vmaccess-bench-'));
     const sipPort = await freePort();
     const httpPort = await freePort();
-    const node = [process.execPath, join(packageRoot, 'bin/vmaccess.js'), 'serve', '--demo'];
+    // --cpu-prof: V8 writes the server's profile into that folder when it exits (after SIGTERM).
+    const profile = cpuProfileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`];
+    const node = [process.execPath, ...profile, join(packageRoot, 'bin/vmaccess.js'), 'serve', '--demo'];
     // taskset execs node in the same process, so /proc/<pid> below is the server's.
     const argv = cpu === null ? node : ['taskset', '-c', String(cpu), ...node];
     const child = spawn(argv[0]!, argv.slice(1), {
