@@ -4,6 +4,7 @@
  * from /proc.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,6 +30,13 @@ async function freePort(): Promise<number> {
   });
 }
 
+export interface ServerOptions {
+  readonly cpus?: string | null;
+  readonly cpuProfileDir?: string | null;
+  readonly nodeArgs?: readonly string[];
+  readonly stdoutFile?: string | null;
+}
+
 export class ServerProcess {
   private constructor(
     readonly child: ChildProcess,
@@ -39,19 +47,22 @@ export class ServerProcess {
   ) {}
 
   /**
+   * `cpus`: run the server on those CPUs only (`taskset -c`, e.g. "0"), so it and the load
+   * generator do not take turns on the same core and each one's timing is its own.
    * `cpuProfileDir`: run it with `--cpu-prof` (a .cpuprofile lands there when it exits).
-   * `cpu`: run the server on that one CPU only (`taskset -c`), so it and the load generator do
-   * not take turns on the same core and each one's timing is its own.
+   * `nodeArgs`: more node options (e.g. --trace-gc); `stdoutFile`: keep its stdout there.
    */
-  static async start(env: Record<string, string> = {}, cpu: number | null = null, cpuProfileDir: string | null = null): Promise<ServerProcess> {
+  static async start(env: Record<string, string> = {}, opts: ServerOptions = {}): Promise<ServerProcess> {
+    const { cpus = null, cpuProfileDir = null, nodeArgs = [], stdoutFile = null } = opts;
     const dataDir = await mkdtemp(join(tmpdir(), 'vmaccess-bench-'));
     const sipPort = await freePort();
     const httpPort = await freePort();
     // --cpu-prof: V8 writes the server's profile into that folder when it exits (after SIGTERM).
     const profile = cpuProfileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`];
-    const node = [process.execPath, ...profile, join(packageRoot, 'bin/vmaccess.js'), 'serve', '--demo'];
+    const node = [process.execPath, ...profile, ...nodeArgs, join(packageRoot, 'bin/vmaccess.js'), 'serve', '--demo'];
     // taskset execs node in the same process, so /proc/<pid> below is the server's.
-    const argv = cpu === null ? node : ['taskset', '-c', String(cpu), ...node];
+    const argv = cpus === null ? node : ['taskset', '-c', cpus, ...node];
+    const stdout = stdoutFile === null ? 'ignore' : openSync(stdoutFile, 'w');
     const child = spawn(argv[0]!, argv.slice(1), {
       env: {
         PATH: process.env.PATH ?? '',
@@ -59,8 +70,9 @@ export class ServerProcess {
         RTP_PORT_MIN: '20000', RTP_PORT_MAX: '39999', DATA_DIR: dataDir, LOG_LEVEL: 'warn',
         MAX_CALLS: '20000', IVR_NO_INPUT_TIMEOUT_MS: '60000', ...env,
       },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', stdout, 'pipe'],
     });
+    if (typeof stdout === 'number') closeSync(stdout); // the child has its own copy
     const stderr: string[] = [];
     child.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
     const server = new ServerProcess(child, sipPort, httpPort, dataDir, stderr);

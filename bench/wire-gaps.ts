@@ -15,11 +15,16 @@ import { Histogram } from './histogram.js';
 export class WireCapture {
   private constructor(private readonly child: ChildProcess, private readonly dir: string, private readonly file: string) {}
 
-  /** Starts capturing UDP to `dstPort` on lo (headers only), or returns null when it cannot. */
-  static async start(dstPort: number): Promise<WireCapture | null> {
+  /**
+   * Starts capturing UDP to `dstPort` on lo (headers only), or returns null when it cannot.
+   * `cpu`: keep dumpcap on that CPU (the load generator's), off the server's.
+   */
+  static async start(dstPort: number, cpu: number | null = null): Promise<WireCapture | null> {
     const dir = await mkdtemp(join(tmpdir(), 'vmaccess-pcap-'));
     const file = join(dir, 'rtp.pcap');
-    const child = spawn('dumpcap', ['-q', '-i', 'lo', '-P', '-s', '64', '-B', '64', '-f', `udp dst port ${dstPort}`, '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const argv = ['dumpcap', '-q', '-i', 'lo', '-P', '-s', '64', '-B', '64', '-f', `udp dst port ${dstPort}`, '-w', file];
+    const pinned = cpu === null ? argv : ['taskset', '-c', String(cpu), ...argv];
+    const child = spawn(pinned[0]!, pinned.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.resume();
     // dumpcap -q prints nothing once it captures: give it a moment to open the interface, and
     // take "still running" as "capturing" (it exits at once when it may not capture).
