@@ -499,6 +499,42 @@ function okToLast() {
 }
 
 /**
+ * An in-dialog NOTIFY of an active subscription (RFC 6665 §4.2.2) whose Voice-Message (RFC 3842
+ * §5.2) must equal `expected<suffix>` — assigned here from `expected` if given, else before —
+ * and the 200 to it; a different count jumps to `wrongLabel` (see wrongCount). `event`: its Event
+ * header must name message-summary too. Every variable it assigns ends in `suffix`.
+ */
+function activeNotify(suffix, wrongLabel, { event = false, timeoutMs, expected } = {}) {
+  return `  <recv request="NOTIFY"${timeoutMs !== undefined ? ` timeout="${timeoutMs}"` : ''}>
+    <action>
+${expected !== undefined ? `      <assignstr assign_to="expected${suffix}" value="${expected}"/>\n` : ''}\
+${event ? '      <ereg regexp="^ *message-summary" search_in="hdr" header="Event:" check_it="true" assign_to="event"/>\n' : ''}\
+      <ereg regexp="^ *active" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="active${suffix}"/>
+      <ereg regexp="Voice-Message: *([0-9]+/[0-9]+)" search_in="body" check_it="true" assign_to="vmline${suffix},voice${suffix}"/>
+      <strcmp assign_to="cmp${suffix}" variable="voice${suffix}" variable2="expected${suffix}"/>
+      <test assign_to="mismatch${suffix}" variable="cmp${suffix}" compare="not_equal" value="0"/>
+    </action>
+  </recv>
+  <nop test="mismatch${suffix}" next="${wrongLabel}"/>
+` + okToLast();
+}
+
+/**
+ * The jump target of activeNotify's `wrongLabel`: ends sipp with an error naming both counts
+ * (`notify` says which NOTIFY). The flow before it goes on to "done".
+ */
+function wrongCount(label, notify, suffix) {
+  return `  <nop next="done"/>
+  <label id="${label}"/>
+  <nop>
+    <action>
+      <error message="${notify} says Voice-Message: [$voice${suffix}], expected [$expected${suffix}]"/>
+    </action>
+  </nop>
+`;
+}
+
+/**
  * A subscriber of the message-summary package (RFC 3842): SUBSCRIBE (RFC 6665 §4.1.2.1), the 200
  * with Expires and our To tag, the NOTIFY sent at once (§4.2.1.2) whose body's Voice-Message
  * (RFC 3842 §5.2) must be the `voice` keyword, then an unsubscribe in the dialog (Expires: 0,
@@ -536,28 +572,8 @@ ${extra}      Content-Length: 0
       <ereg regexp="^ *[0-9]+ *$" search_in="hdr" header="Expires:" check_it="true" assign_to="expires"/>
     </action>
   </recv>
-  <recv request="NOTIFY">
-    <action>
-      <ereg regexp="^ *message-summary" search_in="hdr" header="Event:" check_it="true" assign_to="event"/>
-      <ereg regexp="^ *active" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="active"/>
-      <ereg regexp="Voice-Message: *([0-9]+/[0-9]+)" search_in="body" check_it="true" assign_to="vmline,voice"/>
-      <strcmp assign_to="cmp" variable="voice" variable2="expected"/>
-      <test assign_to="mismatch" variable="cmp" compare="not_equal" value="0"/>
-    </action>
-  </recv>
-  <nop test="mismatch" next="wrong_counts"/>
-` + okToLast()
-    + (change ? `  <recv request="NOTIFY" timeout="60000">
-    <action>
-      <assignstr assign_to="expected2" value="[after]"/>
-      <ereg regexp="^ *active" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="active2"/>
-      <ereg regexp="Voice-Message: *([0-9]+/[0-9]+)" search_in="body" check_it="true" assign_to="vmline2,voice2"/>
-      <strcmp assign_to="cmp2" variable="voice2" variable2="expected2"/>
-      <test assign_to="mismatch2" variable="cmp2" compare="not_equal" value="0"/>
-    </action>
-  </recv>
-  <nop test="mismatch2" next="wrong_change"/>
-` + okToLast() : '')
+` + activeNotify('', 'wrong_counts', { event: true })
+    + (change ? activeNotify('2', 'wrong_change', { timeoutMs: 60000, expected: '[after]' }) : '')
     + subscribe(2, '[next_url]', ';tag=[$totag]', 0, '')
     + `  <recv response="200"/>
   <recv request="NOTIFY">
@@ -565,21 +581,10 @@ ${extra}      Content-Length: 0
       <ereg regexp="^ *terminated" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="terminated"/>
     </action>
   </recv>
-` + okToLast() + `  <nop next="done"/>
-  <label id="wrong_counts"/>
-  <nop>
-    <action>
-      <error message="NOTIFY says Voice-Message: [$voice], expected [$expected]"/>
-    </action>
-  </nop>
-` + (change ? `  <nop next="done"/>
-  <label id="wrong_change"/>
-  <nop>
-    <action>
-      <error message="NOTIFY after the change says Voice-Message: [$voice2], expected [$expected2]"/>
-    </action>
-  </nop>
-` : '') + `  <label id="done"/>
+` + okToLast()
+    + wrongCount('wrong_counts', 'NOTIFY', '')
+    + (change ? wrongCount('wrong_change', 'NOTIFY after the change', '2') : '')
+    + `  <label id="done"/>
   <Reference variables="totagparam,expires,event,active,vmline,terminated${change ? ',active2,vmline2' : ''}"/>
 `;
 }
