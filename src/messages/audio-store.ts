@@ -130,10 +130,10 @@ export class DatabaseAudioStore implements AudioStore {
     return Buffer.isBuffer(wav) ? wav : Buffer.from(wav.buffer, wav.byteOffset, wav.byteLength);
   }
 
-  async delete(keys: readonly string[]): Promise<void> {
-    // The triggers of migration 004 removed them with their rows; this catches a caller that
-    // removed a row some other way and asked us to clean up.
-    const valid = keys.filter((k) => AUDIO_KEY.test(k));
-    if (valid.length > 0) await this.db.query('DELETE FROM message_audio WHERE key = ANY($1)', [valid]);
+  async delete(): Promise<void> {
+    // Already gone, in the transaction that removed the rows naming them: the triggers of
+    // migration 004 (store/migrations/004_message_folders_and_audio.sql) delete a message's bytes
+    // with its row and a greeting's or name's when its key is cleared or its mailbox removed —
+    // which covers both callers (MessageService.delete, PortalService.resetOrRecycle).
   }
 }
