@@ -197,15 +197,17 @@ export class SipResponse extends SipMessage {
   }
 }
 
-interface StartLine {
-  message: SipRequest | SipResponse;
-  foreignVersion: boolean;
-  /**
-   * Why the request line is malformed, when it is a request line whose method is still a token:
-   * the headers decide whether the request can be answered (RFC 4475 §3.1.2.7 – §3.1.2.10).
-   */
-  brokenRequestLine?: string;
-}
+type StartLine =
+  | { message: SipRequest | SipResponse; foreignVersion: boolean; brokenRequestLine?: undefined }
+  | {
+    message: SipRequest;
+    foreignVersion: false;
+    /**
+     * Why the request line is malformed, when it is a request line whose method is still a
+     * token: the headers decide whether the request can be answered (RFC 4475 §3.1.2.7 – §3.1.2.10).
+     */
+    brokenRequestLine: string;
+  };
 
 /** Request-Line = Method SP Request-URI SP SIP-Version; Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (§7.1, §7.2). */
 function parseStartLine(line: string): StartLine {
@@ -248,7 +250,7 @@ function answerableBrokenRequest(message: SipRequest, reason: string): never {
   const drop = (why: string): never => {
     throw new SipParseError(`${reason}; ${why}`);
   };
-  validate(message, drop, { requestUri: false });
+  validate(message, drop);
   throw new SipParseError(reason, { status: 400, partial: message });
 }
 
@@ -320,7 +322,7 @@ function parseUnchecked(data: Buffer, transport: TransportProtocol): SipRequest 
     for (const v of values) message.headers.push({ name: canonicalHeaderName(name), key, value: v });
   }
 
-  if (brokenRequestLine !== undefined && message instanceof SipRequest) answerableBrokenRequest(message, brokenRequestLine);
+  if (brokenRequestLine !== undefined) answerableBrokenRequest(message, brokenRequestLine);
 
   // From here on the start line and headers are known: errors carry the partial message.
   const fail = (reason: string, status = 400): never => {
@@ -374,7 +376,7 @@ function exactlyOne(message: SipMessage, name: string, fail: (reason: string) =>
 }
 
 /** The minimum every request and response carries: To, From, CSeq, Call-ID, Via (§8.1.1, §20). */
-function validate(message: SipRequest | SipResponse, fail: (reason: string) => never, { requestUri = true } = {}): void {
+function validate(message: SipRequest | SipResponse, fail: (reason: string) => never): void {
   const attempt = <T>(fn: () => T): T => {
     try {
       return fn();
@@ -403,7 +405,8 @@ function validate(message: SipRequest | SipResponse, fail: (reason: string) => n
     const maxForwards = message.getAll('max-forwards');
     if (maxForwards.length > 1) fail('multiple Max-Forwards');
     if (maxForwards[0] !== undefined) attempt(() => parseMaxForwards(maxForwards[0] ?? ''));
-    const scheme = requestUri ? uriScheme(message.uri) : undefined;
+    // A broken request line's Request-URI is kept empty (parseStartLine): no scheme, not parsed.
+    const scheme = uriScheme(message.uri);
     if (scheme === 'sip' || scheme === 'sips') attempt(() => parseUri(message.uri));
   }
 }
