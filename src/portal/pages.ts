@@ -4,7 +4,7 @@
  * session's CSRF token.
  */
 import type { MailboxSummary } from '../store/accounts.js';
-import type { MessageView } from './portal-service.js';
+import type { MessageView, OwnCodeNeeds } from './portal-service.js';
 
 export function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -106,9 +106,7 @@ function messagesSection(user: PageUser, domain: string, mailbox: string, messag
   <tbody>${rows}</tbody></table>`;
 }
 
-/** What the own-code form must ask for (PortalService.ownCodeNeeds, i.e. decide()). */
-export type OwnCodeNeeds = 'nothing' | 'current_code' | 'fresh_sign_in';
-
+/** What the own-code form asks for: what decide() says the change needs (PortalService.ownCodeNeeds). */
 function ownCodeForm(user: PageUser, needs: OwnCodeNeeds): string {
   if (needs === 'fresh_sign_in') {
     return `<h3>Choose an access code</h3>

@@ -60,6 +60,9 @@ export interface AuditFilter {
   readonly limit?: number | undefined;
 }
 
+/** What changing one's own access code needs right now (see PortalService.ownCodeNeeds). */
+export type OwnCodeNeeds = 'nothing' | 'current_code' | 'fresh_sign_in';
+
 /** The acts of the Manager view (on other people's and shared mailboxes). */
 export const MANAGER_ACTIONS = ['set_access_code', 'require_change', 'unlock', 'reset', 'recycle'] as const satisfies readonly Action[];
 export type ManagerAction = (typeof MANAGER_ACTIONS)[number];
@@ -233,7 +236,7 @@ export class PortalService {
    * goes through, so "My voicemail" never shows a form the change would then refuse: nothing
    * (fresh sign-in), the current code, or a new sign-in (no code yet and the sign-in is stale).
    */
-  ownCodeNeeds(actor: Actor, mailbox: MailboxSummary): 'nothing' | 'current_code' | 'fresh_sign_in' {
+  ownCodeNeeds(actor: Actor, mailbox: MailboxSummary): OwnCodeNeeds {
     if (actor.principal.kind !== 'user') return 'fresh_sign_in';
     const target = targetOf(actor.principal.domain, mailbox);
     if (decide(actor.principal, 'change_own_access_code', target, { withCurrentCode: false }).allowed) return 'nothing';
