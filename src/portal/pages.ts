@@ -4,7 +4,7 @@
  * session's CSRF token.
  */
 import type { MailboxSummary } from '../store/accounts.js';
-import type { MessageView, OwnCodeNeeds } from './portal-service.js';
+import type { ManagerAction, MessageView, OwnCodeNeeds } from './portal-service.js';
 
 export function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -169,7 +169,7 @@ export function noticePage(user: PageUser, title: string, n: Notice): string {
 export interface ManagedRow {
   readonly mailbox: MailboxSummary;
   /** The acts this manager may take on it (decide()); only those are offered. */
-  readonly may: ReadonlySet<string>;
+  readonly may: ReadonlySet<ManagerAction>;
 }
 
 export function managePage(user: PageUser, domain: string, rows: readonly ManagedRow[], locked: ReadonlyMap<string, boolean | null>, n?: Notice): string {
@@ -177,9 +177,9 @@ export function managePage(user: PageUser, domain: string, rows: readonly Manage
   const body = rows.map(({ mailbox: m, may }) => {
     const id = escapeHtml(m.number);
     const who = m.owner !== null ? escapeHtml(`${m.owner.displayName} (${m.owner.role.replace(/_/g, ' ')})`) : `Shared: ${escapeHtml(m.displayName ?? '')}${m.members.length > 0 ? ` — members ${escapeHtml(m.members.join(', '))}` : ''}`;
-    const action = (what: string): string => escapeHtml(`${mailboxPath(domain, m.number)}/${what}`);
-    const button = (what: string, label: string, aria: string): string => (may.has(what.replace('-', '_'))
-      ? `<form class="inline" method="post" action="${action(what)}">${csrf}<button type="submit" aria-label="${aria}">${label}</button></form>` : '');
+    const action = (path: string): string => escapeHtml(`${mailboxPath(domain, m.number)}/${path}`);
+    const button = (act: ManagerAction, path: string, label: string, aria: string): string => (may.has(act)
+      ? `<form class="inline" method="post" action="${action(path)}">${csrf}<button type="submit" aria-label="${aria}">${label}</button></form>` : '');
     return `<tr>
   <th scope="row">${id}</th>
   <td>${who}</td>
@@ -194,10 +194,10 @@ export function managePage(user: PageUser, domain: string, rows: readonly Manage
         <button type="submit">Set code for ${id}</button>
       </form>
     </details>` : ''}
-    ${button('unlock', 'Unlock', `Unlock ${id}`)}
-    ${button('require-change', 'Require change', `Require ${id} to change the access code`)}
-    ${m.owner !== null ? `${button('reset', 'Reset…', `Reset ${id}`)}
-    ${button('recycle', 'Recycle…', `Recycle ${id}`)}` : ''}
+    ${button('unlock', 'unlock', 'Unlock', `Unlock ${id}`)}
+    ${button('require_change', 'require-change', 'Require change', `Require ${id} to change the access code`)}
+    ${m.owner !== null ? `${button('reset', 'reset', 'Reset…', `Reset ${id}`)}
+    ${button('recycle', 'recycle', 'Recycle…', `Recycle ${id}`)}` : ''}
   </td>
 </tr>`;
   }).join('\n');
