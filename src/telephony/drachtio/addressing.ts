@@ -8,7 +8,8 @@ import type { CallAddressing } from '../router.js';
 import type { ParsedSipUri, SrfRequest } from './drachtio-types.js';
 import { Srf } from './modules.js';
 
-function uriOf(text: string | undefined): ParsedSipUri | undefined {
+/** A SIP URI as drachtio-srf parses it; undefined when absent or unparseable. */
+export function uriOf(text: string | undefined): ParsedSipUri | undefined {
   if (text === undefined || text === '') return undefined;
   try {
     return Srf.parseUri(text) ?? undefined;
@@ -17,7 +18,8 @@ function uriOf(text: string | undefined): ParsedSipUri | undefined {
   }
 }
 
-function headerUri(req: SrfRequest, name: 'from' | 'to' | 'p-asserted-identity'): ParsedSipUri | undefined {
+/** The URI of a name-addr header (From, To, P-Asserted-Identity); undefined when absent or unreadable. */
+export function headerUri(req: SrfRequest, name: 'from' | 'to' | 'p-asserted-identity'): ParsedSipUri | undefined {
   if (!req.has(name)) return undefined;
   try {
     return uriOf(req.getParsedHeader(name).uri);

@@ -25,8 +25,8 @@ import {
   sameMailbox, screenSubscribe, subscriptionStateHeader,
   type ExpiresPolicy, type SubscriptionState, type TerminationReason,
 } from '../mwi-policy.js';
-import type { ParsedSipUri, SrfApp, SrfDialog, SrfRequest, SrfResponse, SrfSipMessage } from './drachtio-types.js';
-import { Srf } from './modules.js';
+import { headerUri, uriOf } from './addressing.js';
+import type { SrfApp, SrfDialog, SrfRequest, SrfResponse, SrfSipMessage } from './drachtio-types.js';
 
 export interface DrachtioMwiOptions {
   readonly srf: SrfApp;
@@ -69,14 +69,6 @@ function answeringWith200(res: SrfResponse): SrfResponse {
   return res;
 }
 
-function uriOf(text: string): ParsedSipUri | undefined {
-  try {
-    return Srf.parseUri(text) ?? undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** `Event`, or its compact form `o` (RFC 6665 §8.2.1), which drachtio-srf's parser does not fold. */
 function eventOf(req: SrfRequest): string | undefined {
   return req.get('Event') ?? req.get('o');
@@ -90,19 +82,12 @@ function hasToTag(req: SrfRequest): boolean {
   }
 }
 
-/** The user of a name-addr header (From, P-Asserted-Identity); undefined when absent or unreadable. */
-function headerUser(req: SrfRequest, name: 'from' | 'p-asserted-identity'): string | undefined {
-  if (!req.has(name)) return undefined;
-  try {
-    return uriOf(req.getParsedHeader(name).uri)?.user ?? undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Who sent a SUBSCRIBE, read as drachtio/addressing.ts reads an INVITE's caller. */
+/** Who sent a SUBSCRIBE, read as ./addressing.ts reads an INVITE's caller. */
 function subscriberOf(req: SrfRequest): Subscriber {
-  return { assertedUser: headerUser(req, 'p-asserted-identity'), fromUser: headerUser(req, 'from') };
+  return {
+    assertedUser: headerUri(req, 'p-asserted-identity')?.user ?? undefined,
+    fromUser: headerUri(req, 'from')?.user ?? undefined,
+  };
 }
 
 function sleep(ms: number): Promise<void> {
