@@ -10,10 +10,11 @@
  * operator manages many domains, and a form must act on the domain of the page it came from.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { PortalError, type Actor, type PortalService } from '../portal/portal-service.js';
+import { PortalError, type Actor, type MessageView, type PortalService } from '../portal/portal-service.js';
 import {
   confirmPage, domainsPage, loginPage, managePage, myVoicemailPage, noticePage, type MyVoicemail, type Notice, type PageUser,
 } from '../portal/pages.js';
+import type { MailboxSummary } from '../store/accounts.js';
 import { SESSION_COOKIE, authenticate, cookieOptions } from './api-routes.js';
 import { changesState, sameOrigin } from './same-origin.js';
 
@@ -139,13 +140,13 @@ export function registerPortal(app: FastifyInstance, portal: PortalService, opts
     if (actor.principal.kind !== 'user') return html(reply, status, myVoicemailPage(user, { domain: '', shared: [] }, n));
     const { domain, extension } = actor.principal;
     const visible = await portal.mailboxes(actor, domain);
-    const messagesOf = (number: string): Promise<Awaited<ReturnType<PortalService['listMessages']>>> => portal.listMessages(actor, domain, number).catch(() => []);
+    const messagesOf = (mailbox: MailboxSummary): Promise<MessageView[]> => portal.listMessagesOf(actor, domain, mailbox).catch(() => []);
     const mine = visible.find((m) => m.owner?.extension === extension);
     const view: MyVoicemail = {
       domain,
-      own: mine === undefined ? undefined : { mailbox: mine, needs: portal.ownCodeNeeds(actor, mine), messages: await messagesOf(mine.number) },
+      own: mine === undefined ? undefined : { mailbox: mine, needs: portal.ownCodeNeeds(actor, mine), messages: await messagesOf(mine) },
       shared: await Promise.all(visible.filter((m) => m.owner === null && m.members.includes(extension))
-        .map(async (mailbox) => ({ mailbox, messages: await messagesOf(mailbox.number) }))),
+        .map(async (mailbox) => ({ mailbox, messages: await messagesOf(mailbox) }))),
     };
     return html(reply, status, myVoicemailPage(user, view, n));
   };
