@@ -78,12 +78,17 @@ export function registerPortal(app: FastifyInstance, portal: PortalService, opts
     return html(reply, 403, req.url === '/portal/login' ? loginPage({ error: text }) : noticePage({ name: '', csrfToken: '', manageHref: null }, 'Refused', { kind: 'error', text }));
   });
 
-  /** The page's view of the signed-in person: name, CSRF token, where their Manager view is. */
-  const pageUser = async (actor: Actor): Promise<PageUser> => {
+  /**
+   * The page's view of the signed-in person: name, CSRF token, where their Manager view is. For a
+   * user that depends on the mailboxes of their domain they may see: a page that has already
+   * loaded them (portal.mailboxes(actor, their domain)) passes them, so they are read once.
+   */
+  const pageUser = async (actor: Actor, visible?: readonly MailboxSummary[]): Promise<PageUser> => {
     let manageHref: string | null = '/portal/manage';
     if (actor.principal.kind === 'user') {
       const { domain } = actor.principal;
-      manageHref = (await portal.managed(actor, domain)).length > 0 ? `/portal/domains/${encodeURIComponent(domain)}/manage` : null;
+      const mailboxes = visible ?? await portal.mailboxes(actor, domain);
+      manageHref = portal.managed(actor, domain, mailboxes).length > 0 ? `/portal/domains/${encodeURIComponent(domain)}/manage` : null;
     }
     return { name: actor.name, csrfToken: actor.csrfToken ?? '', manageHref };
   };
@@ -136,10 +141,10 @@ export function registerPortal(app: FastifyInstance, portal: PortalService, opts
   // --- My voicemail --------------------------------------------------------------------------
 
   const myPage = async (actor: Actor, reply: FastifyReply, status: number, n?: Notice): Promise<FastifyReply> => {
-    const user = await pageUser(actor);
-    if (actor.principal.kind !== 'user') return html(reply, status, myVoicemailPage(user, { domain: '', shared: [] }, n));
+    if (actor.principal.kind !== 'user') return html(reply, status, myVoicemailPage(await pageUser(actor), { domain: '', shared: [] }, n));
     const { domain, extension } = actor.principal;
     const visible = await portal.mailboxes(actor, domain);
+    const user = await pageUser(actor, visible);
     const messagesOf = (mailbox: MailboxSummary): Promise<MessageView[]> => portal.listMessagesOf(actor, domain, mailbox).catch(() => []);
     const mine = visible.find((m) => m.owner?.extension === extension);
     const view: MyVoicemail = {
@@ -194,13 +199,15 @@ export function registerPortal(app: FastifyInstance, portal: PortalService, opts
   // --- Manager view ----------------------------------------------------------------------------
 
   const manage = async (actor: Actor, domain: string, reply: FastifyReply, status: number, n?: Notice): Promise<FastifyReply> => {
-    const user = await pageUser(actor);
-    let rows;
+    let visible: MailboxSummary[];
     try {
-      rows = await portal.managed(actor, domain);
+      visible = await portal.mailboxes(actor, domain);
     } catch (err) {
-      return html(reply, statusOf(err), noticePage(user, 'Manager view', explain(err)));
+      return html(reply, statusOf(err), noticePage(await pageUser(actor), 'Manager view', explain(err)));
     }
+    // A user is admitted only to their own domain, so `visible` is the list their page needs too.
+    const user = await pageUser(actor, actor.principal.kind === 'user' ? visible : undefined);
+    const rows = portal.managed(actor, domain, visible);
     const locked = await portal.lockedOf(domain, rows.map((r) => r.mailbox));
     return html(reply, status, managePage(user, domain.toLowerCase(), rows, locked, n));
   };

@@ -231,10 +231,13 @@ export class PortalService {
     return all.filter((m) => decide(actor.principal, 'view', targetOf(domain, m)).allowed);
   }
 
-  /** Of the mailboxes the actor may see, which management acts (MANAGER_ACTIONS) they may take on each. */
-  async managed(actor: Actor, domain: string): Promise<Array<{ mailbox: MailboxSummary; may: ReadonlySet<ManagerAction> }>> {
-    const list = await this.mailboxes(actor, domain);
-    return list
+  /**
+   * Of the mailboxes the actor may see — `visible`, as mailboxes(actor, domain) loaded them — which
+   * management acts (MANAGER_ACTIONS) they may take on each; those with none are left out. Pure,
+   * so a page that has the list already derives this without reading it again.
+   */
+  managed(actor: Actor, domain: string, visible: readonly MailboxSummary[]): Array<{ mailbox: MailboxSummary; may: ReadonlySet<ManagerAction> }> {
+    return visible
       .map((mailbox) => ({ mailbox, may: new Set(MANAGER_ACTIONS.filter((a) => decide(actor.principal, a, targetOf(domain, mailbox)).allowed)) }))
       .filter((m) => m.may.size > 0);
   }
