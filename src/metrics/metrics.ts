@@ -7,7 +7,7 @@
  * methods only (bounded cardinality, nothing to leak).
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { isStoreUnavailable, StoreUnavailableError } from '../store/errors.js';
+import { isStoreErrorCounted } from '../store/errors.js';
 import type { DigitMethod } from '../telephony/call-control.js';
 
 export type CallOutcome = 'ended_by_server' | 'ended_by_caller' | 'cancelled';
@@ -27,12 +27,12 @@ export interface MediaStatsSource {
 
 /**
  * Counts a failed routing (the router throws only when the store cannot be reached) as a store
- * error. One kind is not counted here: the plain Error the router makes up (code
- * STORE_UNAVAILABLE, but no StoreUnavailableError) when the access-code service answered
- * 'unavailable' — that service already counted the failed request, and it is one failure.
+ * error — unless the error is marked as counted already (markStoreErrorCounted): the router marks
+ * the one it makes up when the access-code service answered 'unavailable', because that service
+ * counted the failed request, and it is one failure.
  */
 export function countRoutingFailure(metrics: Metrics | undefined, err: unknown): void {
-  if (isStoreUnavailable(err) && !(err instanceof StoreUnavailableError)) return;
+  if (isStoreErrorCounted(err)) return;
   metrics?.storeErrors.inc();
 }
 

@@ -23,6 +23,22 @@ export function isStoreUnavailable(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === 'STORE_UNAVAILABLE';
 }
 
+/** Set on an error whose store failure was already counted; a symbol, so logging the error shows no trace of it. */
+const STORE_ERROR_COUNTED = Symbol('storeErrorCounted');
+
+/**
+ * Marks `err` as a store failure already counted in vmaccess_store_errors_total where it happened,
+ * so that whoever handles it later does not count it again (countRoutingFailure).
+ */
+export function markStoreErrorCounted<E extends object>(err: E): E {
+  (err as { [STORE_ERROR_COUNTED]?: true })[STORE_ERROR_COUNTED] = true;
+  return err;
+}
+
+export function isStoreErrorCounted(err: unknown): boolean {
+  return (err as { [STORE_ERROR_COUNTED]?: unknown } | null | undefined)?.[STORE_ERROR_COUNTED] === true;
+}
+
 /** Socket-level failures reaching the server (Node's errno codes). */
 const NETWORK_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND',

@@ -12,6 +12,7 @@ import type { Database } from '../store/database.js';
 import {
   findAccessNumber, findDomain, findMailbox, findMailboxOwnedBy, listAutoAttendantOptions, type MailboxRecord,
 } from '../store/directory.js';
+import { markStoreErrorCounted } from '../store/errors.js';
 import { redirectTarget } from './redirection.js';
 
 /**
@@ -172,7 +173,8 @@ export class CallRouter {
       const mailbox = await findMailboxOwnedBy(db, domain.id, identity);
       if (mailbox !== null) {
         const has = await this.opts.hasAccessCode(domain.name, mailbox.number);
-        if (has === 'unavailable') throw Object.assign(new Error('store unavailable'), { code: 'STORE_UNAVAILABLE' });
+        // The access-code service counted its failed request already: this is the same failure.
+        if (has === 'unavailable') throw markStoreErrorCounted(Object.assign(new Error('store unavailable'), { code: 'STORE_UNAVAILABLE' }));
         return { kind: 'routed', call: { ...base, entry: { kind: 'ownMailbox', mailbox: mailbox.number, firstTimeSetup: !has } } };
       }
     }
