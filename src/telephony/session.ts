@@ -120,12 +120,7 @@ export class CallSession implements CallEvents {
   }
 
   remoteHangup(reason: string): void {
-    if (this.finished) return;
-    this.log.info({ reason, phase: this.state.phase }, 'caller hung up');
-    // Hanging up ends a message being left; what was said is kept.
-    this.recording?.stop();
-    this.dispatch({ type: 'hangup' });
-    this.finish('remoteHangup');
+    this.endByHangup(reason, 'remoteHangup');
   }
 
   /**
@@ -134,12 +129,18 @@ export class CallSession implements CallEvents {
    * being left kept, and the call counted as ended by the server.
    */
   hangupByServer(reason: string): void {
+    this.endByHangup(reason, 'localHangup');
+  }
+
+  /** A hang-up from either side: by the caller ('remoteHangup') or by the server ('localHangup', which sends the BYE). */
+  private endByHangup(reason: string, side: SessionEndReason): void {
     if (this.finished) return;
-    this.log.info({ reason, phase: this.state.phase }, 'server hangs up');
+    this.log.info({ reason, phase: this.state.phase }, side === 'remoteHangup' ? 'caller hung up' : 'server hangs up');
+    // Hanging up ends a message being left; what was said is kept.
     this.recording?.stop();
     this.dispatch({ type: 'hangup' });
-    this.opts.call.hangup();
-    this.finish('localHangup');
+    if (side === 'localHangup') this.opts.call.hangup();
+    this.finish(side);
   }
 
   /** Events are queued so an answer delivered while a step runs never re-enters the machine. */
