@@ -15,7 +15,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ACCESS_CODE_REJECTIONS } from '../domain/access-code-policy.js';
 import { AUDIT_EVENT_NAMES, type AuditEventName } from '../store/audit.js';
 import { AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, PortalError, SESSION_TTL_MS, type Actor, type PortalService } from '../portal/portal-service.js';
-import { changesState, sameOrigin } from './same-origin.js';
+import { refuseCrossOrigin } from './same-origin.js';
 import type { MailboxSummary } from '../store/accounts.js';
 
 export const SESSION_COOKIE = 'vmaccess_session';
@@ -90,11 +90,9 @@ export function registerApi(app: FastifyInstance, portal: PortalService, opts: {
     return authenticate(portal, req, { csrf: typeof header === 'string' ? header : undefined });
   };
 
-  // Before body parsing and before any password is looked at (argon2 is the expensive part).
-  app.addHook('onRequest', async (req, reply) => {
-    if (!req.url.startsWith('/api/') || !changesState(req.method) || sameOrigin(req)) return;
-    return reply.code(403).header('cache-control', 'no-store').send({ error: 'cross_origin', message: 'this request came from another site' });
-  });
+  // A change sent from another site is refused before anything else (see same-origin.ts).
+  refuseCrossOrigin(app, '/api/', (_req, reply) =>
+    reply.code(403).header('cache-control', 'no-store').send({ error: 'cross_origin', message: 'this request came from another site' }));
 
   app.post('/api/session', {
     schema: {

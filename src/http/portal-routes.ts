@@ -16,7 +16,7 @@ import {
 } from '../portal/pages.js';
 import type { MailboxSummary } from '../store/accounts.js';
 import { SESSION_COOKIE, authenticate, cookieOptions } from './api-routes.js';
-import { changesState, sameOrigin } from './same-origin.js';
+import { refuseCrossOrigin } from './same-origin.js';
 
 const REASONS: Record<string, string> = {
   notDigits: 'Access codes may contain only the digits 0 to 9.',
@@ -47,6 +47,9 @@ function html(reply: FastifyReply, status: number, body: string): FastifyReply {
   return reply.code(status).header('cache-control', 'no-store').header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; media-src 'self'; form-action 'self'; frame-ancestors 'none'").type('text/html; charset=utf-8').send(body);
 }
 
+/** The page's user when a request is refused before (or instead of) knowing who signed in. */
+const NOBODY: PageUser = { name: '', csrfToken: '', manageHref: null };
+
 const statusOf = (err: unknown): number => (err instanceof PortalError ? err.status : 500);
 
 const DOMAIN = { type: 'string', pattern: '^[A-Za-z0-9.-]{1,253}$' } as const;
@@ -72,10 +75,9 @@ export function registerPortal(app: FastifyInstance, portal: PortalService, opts
   };
 
   // A form posted from another site is refused before anything else (see same-origin.ts).
-  app.addHook('onRequest', async (req, reply) => {
-    if (!req.url.startsWith('/portal/') || !changesState(req.method) || sameOrigin(req)) return;
+  refuseCrossOrigin(app, '/portal/', (req, reply) => {
     const text = 'This form was sent from another site; nothing was done.';
-    return html(reply, 403, req.url === '/portal/login' ? loginPage({ error: text }) : noticePage({ name: '', csrfToken: '', manageHref: null }, 'Refused', { kind: 'error', text }));
+    return html(reply, 403, req.url === '/portal/login' ? loginPage({ error: text }) : noticePage(NOBODY, 'Refused', { kind: 'error', text }));
   });
 
   /**
@@ -100,7 +102,7 @@ export function registerPortal(app: FastifyInstance, portal: PortalService, opts
       actor = await actorOf(req);
     } catch (err) {
       if (err instanceof PortalError && err.status === 401) return reply.redirect('/portal/login', 303);
-      if (err instanceof PortalError) return html(reply, err.status, noticePage({ name: '', csrfToken: '', manageHref: null }, 'Refused', explain(err)));
+      if (err instanceof PortalError) return html(reply, err.status, noticePage(NOBODY, 'Refused', explain(err)));
       throw err;
     }
     return fn(actor);

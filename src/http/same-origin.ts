@@ -8,7 +8,7 @@
  * header naming another site is refused. Scripts and curl send neither header and are not
  * affected (they have no victim's browser to ride on).
  */
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 const DEFAULT_PORT: Record<string, string> = { 'http:': '80', 'https:': '443' };
 
@@ -41,4 +41,16 @@ export function sameOrigin(req: FastifyRequest): boolean {
 /** The methods that change something (GET/HEAD/OPTIONS never do here). */
 export function changesState(method: string): boolean {
   return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
+}
+
+/**
+ * Refuses state-changing requests under `prefix` that come from another site, with the answer
+ * `refuse` gives. An onRequest hook: before the body is parsed, so before any password or CSRF
+ * token is looked at (argon2 is the expensive part).
+ */
+export function refuseCrossOrigin(app: FastifyInstance, prefix: string, refuse: (req: FastifyRequest, reply: FastifyReply) => FastifyReply): void {
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.url.startsWith(prefix) || !changesState(req.method) || sameOrigin(req)) return;
+    return refuse(req, reply);
+  });
 }
