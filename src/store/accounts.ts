@@ -44,13 +44,12 @@ export async function findPortalUserById(db: Queryable, userId: number): Promise
  * Sets a user's portal password and ends every session they have: whoever signed in with the
  * old password (perhaps the reason it is being changed) is out at once. Both in the caller's
  * transaction — the type asks for one — so there is never a new password beside old sessions.
- * Returns how many sessions were ended.
  */
-export async function setPortalPassword(tx: Transaction, userId: number, passwordHash: string): Promise<number> {
+export async function setPortalPassword(tx: Transaction, userId: number, passwordHash: string): Promise<void> {
   await tx.query(
     `INSERT INTO portal_accounts (user_id, password_hash) VALUES ($1, $2)
      ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash, set_at = now()`, [userId, passwordHash]);
-  return (await tx.query('DELETE FROM portal_sessions WHERE user_id = $1 RETURNING 1 AS ended', [userId])).length;
+  await tx.query('DELETE FROM portal_sessions WHERE user_id = $1', [userId]);
 }
 
 export interface Operator {
