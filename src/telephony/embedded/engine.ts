@@ -29,7 +29,7 @@ import { InviteRateLimiter } from '../invite-rate-limiter.js';
 import { countRoutingFailure, type Metrics } from '../../metrics/metrics.js';
 import type { MwiBackend } from '../message-summary.js';
 import type { ExpiresPolicy } from '../mwi-policy.js';
-import { MessageWaitingNotifier } from './message-waiting.js';
+import { headerUser, MessageWaitingNotifier } from './message-waiting.js';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 
@@ -207,16 +207,7 @@ export class EmbeddedEngine implements CallEngine {
     const from = parseNameAddr(req.get('from') ?? '');
     const toUri = parseUri(to.uri);
     const fromUri = parseUri(from.uri);
-    const paiValue = req.get('p-asserted-identity');
-    let assertedUser: string | undefined;
-    if (paiValue !== undefined) {
-      try {
-        const pai = parseUri(parseNameAddr(paiValue).uri);
-        assertedUser = pai.user;
-      } catch {
-        assertedUser = undefined;
-      }
-    }
+    const assertedUser = headerUser(req.get('p-asserted-identity'));
     return {
       requestUser: ruri.user,
       requestHost: ruri.host,

@@ -36,8 +36,11 @@ export interface MessageWaitingNotifierOptions {
   readonly minNotifyIntervalMs?: number;
 }
 
-/** The user part of a name-addr header's URI; undefined when absent or unreadable. */
-function headerUser(value: string | undefined): string | undefined {
+/**
+ * The user part of a name-addr header's URI (P-Asserted-Identity, From); undefined when absent or
+ * unreadable. Shared with the engine, which reads an INVITE's asserted caller the same way.
+ */
+export function headerUser(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
   try {
     return parseUri(parseNameAddr(value).uri).user;
