@@ -62,9 +62,17 @@ export interface AdminOperations {
   unlock(request: UnlockRequest): Promise<{ wasLocked: boolean }>;
 }
 
+/**
+ * Who ran a command, as recorded (channel cli): at most 200 characters, never empty. Applied
+ * here, where every command arrives — from the CLI itself or through the server's /admin/*.
+ */
+function cliActor(actor: string): string {
+  return actor.slice(0, 200) || 'cli';
+}
+
 /** An account change made on the command line: channel cli, never a password or token in it. */
 function auditCli(q: Queryable, actor: string, domain: string, mailbox: string, event: AuditEventName): Promise<void> {
-  return appendAuditEvent(q, { domain, mailbox, event, channel: 'cli', actor: actor.slice(0, 200) || 'cli', callId: null });
+  return appendAuditEvent(q, { domain, mailbox, event, channel: 'cli', actor: cliActor(actor), callId: null });
 }
 
 export class LocalAdmin implements AdminOperations {
@@ -150,7 +158,7 @@ export class LocalAdmin implements AdminOperations {
 
   /** In a server the counters are its own (in-process) or shared ones (Redis); in the CLI, Redis or none. */
   unlock(request: UnlockRequest): Promise<{ wasLocked: boolean }> {
-    return this.deps.accessCodes.unlockMailbox(request.domain, request.mailbox, { channel: 'cli', actor: request.actor, callId: null });
+    return this.deps.accessCodes.unlockMailbox(request.domain, request.mailbox, { channel: 'cli', actor: cliActor(request.actor), callId: null });
   }
 
   audit(filter: AuditFilter): Promise<AuditEvent[]> {

@@ -172,8 +172,8 @@ export class HttpEndpoint {
     };
     const str = (v: unknown): string => (typeof v === 'string' ? v : '');
     const opt = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-    // The CLI says who runs it (cli:<os user>) for the audit row; only holders of the admin token get here.
-    const actor = (b: Record<string, unknown>): string => str(b.actor).slice(0, 200) || 'cli';
+    // The CLI says who runs it (cli:<os user>) for the audit row (LocalAdmin bounds it); only holders of the admin token get here.
+    const actor = (b: Record<string, unknown>): string => str(b.actor);
     account('/admin/users', (b) => admin.createUser({
       domain: str(b.domain), extension: str(b.extension), displayName: str(b.displayName), role: str(b.role) as Role, site: opt(b.site), password: opt(b.password), actor: actor(b),
     }));
@@ -185,7 +185,7 @@ export class HttpEndpoint {
       const domain = q(req, 'domain') ?? '';
       const mailbox = q(req, 'mailbox') ?? '';
       if (domain === '' || mailbox === '') return json(reply, 400, { error: 'domain and mailbox are required' });
-      const actor = (q(req, 'actor') ?? '').slice(0, 200) || 'cli';
+      const actor = q(req, 'actor') ?? '';
       try {
         return json(reply, 200, await admin.unlock({ domain, mailbox, actor }));
       } catch (err) {
