@@ -105,18 +105,18 @@ export class MessageService extends EventEmitter<MessageServiceEvents> {
   }
 
   /**
-   * Announces a change of a mailbox's counts that committed outside this service (reset,
-   * recycle): here at once, to the other servers with a NOTIFY of its own.
+   * A change of a mailbox's counts that committed outside this service (reset, recycle), told to
+   * this server; the other servers were told by announce() inside that transaction.
    */
   changed(domain: string, mailbox: string): void {
     this.emit('changed', domain.toLowerCase(), mailbox);
-    this.changes.publish(this.deps.db, domain, mailbox).catch((err: unknown) => {
-      this.deps.logger.warn({ error: describeError(err) }, 'mailbox change not sent to the other servers');
-    });
   }
 
-  /** Inside a transaction: the other servers hear of it when (and only if) it commits. */
-  private async announce(tx: Queryable, domain: string, mailbox: string): Promise<void> {
+  /**
+   * Inside the transaction that changes a mailbox's counts (this service's own, or the portal's
+   * reset/recycle): the other servers hear of it when (and only if) it commits.
+   */
+  async announce(tx: Queryable, domain: string, mailbox: string): Promise<void> {
     await this.changes.publish(tx, domain, mailbox);
   }
 

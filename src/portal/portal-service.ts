@@ -419,6 +419,8 @@ export class PortalService {
         }
       }
       await this.#audit(tx, actor, domain, number, kind === 'reset' ? 'mailbox_reset' : 'mailbox_recycled');
+      // The other servers' lights follow at COMMIT, as for every other change of the counts.
+      await this.deps.messages?.announce(tx, domain, number);
       return [...messages.map((m) => m.audio_key), ...[media[0]?.greeting_key, media[0]?.name_key].filter((k): k is string => typeof k === 'string')];
     }));
     await this.deps.guard.unlock(domain.toLowerCase(), number).catch(() => undefined);
