@@ -25,11 +25,10 @@
  * The last line printed is a one-line JSON summary.
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import pg from 'pg';
 import { AccessCodeHasher } from '../src/domain/access-code-hasher.js';
+import { createPostgresTestDatabase } from '../test/support/postgres.js';
 import { summariseProfileDir } from './cpu-profile.js';
 import { LoadUa, type LoadCall } from './load-ua.js';
 import { ServerProcess, type ProcessSample } from './server-process.js';
@@ -251,8 +250,8 @@ interface SoakResult {
   seconds: number;
 }
 
-async function soak(server: ServerProcess, total: number): Promise<SoakResult | null> {
-  if (total <= 0) return null;
+/** `total` calls (main skips the soak when --soak is 0). */
+async function soak(server: ServerProcess, total: number): Promise<SoakResult> {
   const CONCURRENCY = 200;
   /** `count` calls, CONCURRENCY at a time: each logs in (4826#) and says goodbye (* typed while
    * the code is checked is kept, type-ahead) and must end with the server's BYE. */
@@ -331,18 +330,10 @@ function formatStep(r: StepResult): string {
  * Measures what changes with the store — idle RSS, setups (each INVITE reads the directory),
  * one step of TARGET_CALLS calls.
  */
-async function onPostgres(adminUrl: string, cpus: string | null): Promise<{ idleRssMb: number; setupsPerS: number; step: StepResult }> {
-  const name = `vmaccess_bench_${randomBytes(6).toString('hex')}`;
-  const admin = async (sql: string): Promise<void> => {
-    const client = new pg.Client({ connectionString: adminUrl });
-    await client.connect();
-    try { await client.query(sql); } finally { await client.end(); }
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
+async function onPostgres(cpus: string | null): Promise<{ idleRssMb: number; setupsPerS: number; step: StepResult }> {
+  const db = await createPostgresTestDatabase({ namePrefix: 'vmaccess_bench' });
   try {
-    const server = await ServerProcess.start({ DATABASE_URL: url.toString(), PIN_PEPPER: 'bench-pepper-0123456789abcdef' }, { cpus });
+    const server = await ServerProcess.start({ DATABASE_URL: db.databaseUrl, PIN_PEPPER: 'bench-pepper-0123456789abcdef' }, { cpus });
     try {
       const idle = await server.sample();
       const setup = await setupRate(server);
@@ -353,7 +344,7 @@ async function onPostgres(adminUrl: string, cpus: string | null): Promise<{ idle
       await server.stop();
     }
   } finally {
-    await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await db.drop();
   }
 }
 
@@ -413,7 +404,7 @@ async function main(): Promise<void> {
     }
     const adminUrl = process.env.DATABASE_URL;
     if (adminUrl !== undefined && adminUrl !== '') {
-      postgres = await onPostgres(adminUrl, serverCpu);
+      postgres = await onPostgres(serverCpu);
       console.log(`on Postgres: idle RSS ${postgres.idleRssMb} MB, setups ${postgres.setupsPerS}/s; ${formatStep(postgres.step)}`);
     } else {
       console.log('on Postgres: skipped (DATABASE_URL is not set)');

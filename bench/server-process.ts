@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../src/paths.js';
+import { onCpus } from './taskset.js';
 
 export interface ProcessSample {
   readonly at: number;
@@ -61,7 +62,7 @@ export class ServerProcess {
     const profile = cpuProfileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`];
     const node = [process.execPath, ...profile, ...nodeArgs, join(packageRoot, 'bin/vmaccess.js'), 'serve', '--demo'];
     // taskset execs node in the same process, so /proc/<pid> below is the server's.
-    const argv = cpus === null ? node : ['taskset', '-c', cpus, ...node];
+    const argv = onCpus(node, cpus);
     const stdout = stdoutFile === null ? 'ignore' : openSync(stdoutFile, 'w');
     const child = spawn(argv[0]!, argv.slice(1), {
       env: {

@@ -11,6 +11,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Histogram } from './histogram.js';
+import { onCpus } from './taskset.js';
 
 export class WireCapture {
   private constructor(private readonly child: ChildProcess, private readonly dir: string, private readonly file: string) {}
@@ -23,7 +24,7 @@ export class WireCapture {
     const dir = await mkdtemp(join(tmpdir(), 'vmaccess-pcap-'));
     const file = join(dir, 'rtp.pcap');
     const argv = ['dumpcap', '-q', '-i', 'lo', '-P', '-s', '64', '-B', '64', '-f', `udp dst port ${dstPort}`, '-w', file];
-    const pinned = cpu === null ? argv : ['taskset', '-c', String(cpu), ...argv];
+    const pinned = onCpus(argv, cpu);
     const child = spawn(pinned[0]!, pinned.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.resume();
     // dumpcap -q prints nothing once it captures: give it a moment to open the interface, and

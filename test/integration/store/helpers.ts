@@ -1,12 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { describe } from 'vitest';
 import { silentLogger, type Logger } from '../../../src/log.js';
 import { MEMORY_DATA_DIR, openDatabase, type Database } from '../../../src/store/database.js';
 import { migrate } from '../../../src/store/migrate.js';
+import { createPostgresTestDatabase } from '../../support/postgres.js';
+
+export { createPostgresTestDatabase };
 
 /**
  * Shared by store integration tests and end-to-end tests: a fresh, private database per test
@@ -108,39 +109,6 @@ export async function withTestDatabase(
       await removeDir();
     },
   };
-}
-
-/**
- * A new empty Postgres database next to DATABASE_URL's, for a server process under test to use
- * (`DATABASE_URL=<databaseUrl>`). `drop()` ends its connections and removes it.
- */
-export async function createPostgresTestDatabase(): Promise<{ databaseUrl: string; drop(): Promise<void> }> {
-  const adminUrl = process.env.DATABASE_URL;
-  if (!adminUrl) throw new Error('createPostgresTestDatabase needs DATABASE_URL');
-  const name = `vmaccess_test_${randomBytes(6).toString('hex')}`;
-  await withAdminClient(adminUrl, (client) => client.query(`CREATE DATABASE ${name}`));
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  let dropped = false;
-  return {
-    databaseUrl: url.toString(),
-    async drop() {
-      if (dropped) return;
-      dropped = true;
-      // WITH (FORCE) (Postgres 13+) ends connections a crashed server process left behind.
-      await withAdminClient(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-    },
-  };
-}
-
-async function withAdminClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
 }
 
 /** A private temporary DATA_DIR for a server process using embedded PGlite (not opened here). */
