@@ -84,8 +84,9 @@ export class LocalAdmin implements AdminOperations {
     if (!ROLES.includes(user.role)) throw new AdminRequestError(`role must be one of ${ROLES.join(', ')}`, 400);
     if (!/^[0-9]{1,15}$/.test(user.extension)) throw new AdminRequestError('the extension must be 1 to 15 digits', 400);
     const passwordHash = user.password === undefined ? null : await this.deps.passwords.hash(user.password);
+    const domainName = user.domain.toLowerCase();
     await this.deps.db.transaction(async (tx) => {
-      const domain = await tx.query<{ id: number }>('SELECT id FROM domains WHERE name = $1', [user.domain.toLowerCase()]);
+      const domain = await tx.query<{ id: number }>('SELECT id FROM domains WHERE name = $1', [domainName]);
       if (domain[0] === undefined) throw new AdminRequestError(`no domain ${user.domain}`, 400);
       const taken = await tx.query('SELECT 1 FROM users WHERE domain_id = $1 AND extension = $2', [domain[0].id, user.extension]);
       if (taken.length > 0) throw new AdminRequestError(`user ${user.extension} already exists in ${user.domain}`, 400);
@@ -94,9 +95,11 @@ export class LocalAdmin implements AdminOperations {
         [domain[0].id, user.extension, user.displayName, user.role, user.site ?? null]);
       await tx.query('INSERT INTO mailboxes (domain_id, number, owner_user_id) VALUES ($1, $2, $3) ON CONFLICT (domain_id, number) DO NOTHING',
         [domain[0].id, user.extension, created[0]!.id]);
-      if (passwordHash !== null) await setPortalPassword(tx, created[0]!.id, passwordHash);
-      await auditCli(tx, user.actor, user.domain.toLowerCase(), user.extension, 'user_created');
-      if (passwordHash !== null) await auditCli(tx, user.actor, user.domain.toLowerCase(), user.extension, 'portal_password_set');
+      await auditCli(tx, user.actor, domainName, user.extension, 'user_created');
+      if (passwordHash !== null) {
+        await setPortalPassword(tx, created[0]!.id, passwordHash);
+        await auditCli(tx, user.actor, domainName, user.extension, 'portal_password_set');
+      }
     });
   }
 
