@@ -77,13 +77,15 @@ async function withAdmin<T>(config: Config, fn: (admin: AdminOperations) => Prom
   }
 }
 
-/** The operator's login name for the audit trail (`cli:<user>`). */
-function osUser(): string {
+/** Who runs this command, for the audit trail: `cli:<the operator's login name>`. */
+function cliActor(): string {
+  let user: string;
   try {
-    return userInfo().username || 'unknown';
+    user = userInfo().username || 'unknown';
   } catch {
-    return process.env.USER ?? 'unknown';
+    user = process.env.USER ?? 'unknown';
   }
+  return `cli:${user}`;
 }
 
 /** The first line of standard input (a password or token piped in); never echoed, never logged. */
@@ -154,7 +156,7 @@ async function dispatch(argv: string[]): Promise<number> {
       if (domain === '' || mailbox === '') throw new UsageError('unlock needs --domain D --mailbox M');
       const config = loadConfig(process.env);
       // Through the running server when there is one: in-process counters live only there.
-      const { wasLocked } = await withAdmin(config, (admin) => admin.unlock({ domain, mailbox, actor: `cli:${osUser()}` }));
+      const { wasLocked } = await withAdmin(config, (admin) => admin.unlock({ domain, mailbox, actor: cliActor() }));
       process.stdout.write(wasLocked
         ? `${domain.toLowerCase()} ${mailbox}: unlocked (it was locked)\n`
         : `${domain.toLowerCase()} ${mailbox}: was not locked (failed-login count cleared)\n`);
@@ -176,7 +178,7 @@ async function dispatch(argv: string[]): Promise<number> {
           domain: need('domain'), extension: need('extension'), displayName: need('name'), role: need('role') as Role,
           site: typeof values.site === 'string' ? values.site : undefined,
           password: values['password-stdin'] === true ? await readPassword() : undefined,
-          actor: `cli:${osUser()}`,
+          actor: cliActor(),
         };
         const config = loadConfig(process.env);
         await withAdmin(config, (admin) => admin.createUser(user));
@@ -186,7 +188,7 @@ async function dispatch(argv: string[]): Promise<number> {
       if (sub === 'passwd') {
         const { values } = parse(args, { domain: { type: 'string' }, extension: { type: 'string' } });
         if (typeof values.domain !== 'string' || typeof values.extension !== 'string') throw new UsageError('user passwd needs --domain D --extension E');
-        const request = { domain: values.domain, extension: values.extension, password: await readPassword(), actor: `cli:${osUser()}` };
+        const request = { domain: values.domain, extension: values.extension, password: await readPassword(), actor: cliActor() };
         await withAdmin(loadConfig(process.env), (admin) => admin.setUserPassword(request));
         process.stdout.write(`portal password of ${request.extension}@${request.domain.toLowerCase()} set; their sessions are ended\n`);
         return 0;
@@ -198,7 +200,7 @@ async function dispatch(argv: string[]): Promise<number> {
       if (sub !== 'set') throw new UsageError('operator needs set (try vmaccess --help)');
       const { values } = parse(args, { name: { type: 'string' } });
       if (typeof values.name !== 'string' || values.name === '') throw new UsageError('operator set needs --name N');
-      const request = { name: values.name, password: await readPassword(), actor: `cli:${osUser()}` };
+      const request = { name: values.name, password: await readPassword(), actor: cliActor() };
       await withAdmin(loadConfig(process.env), (admin) => admin.setOperator(request));
       process.stdout.write(`operator ${request.name} set\n`);
       return 0;
@@ -208,7 +210,7 @@ async function dispatch(argv: string[]): Promise<number> {
       if (sub === 'create') {
         const { values } = parse(args, { operator: { type: 'string' }, label: { type: 'string' } });
         if (typeof values.operator !== 'string' || values.operator === '') throw new UsageError('token create needs --operator N');
-        const request = { operator: values.operator, label: typeof values.label === 'string' ? values.label : 'cli', actor: `cli:${osUser()}` };
+        const request = { operator: values.operator, label: typeof values.label === 'string' ? values.label : 'cli', actor: cliActor() };
         const { token } = await withAdmin(loadConfig(process.env), (admin) => admin.createToken(request));
         process.stdout.write(`${token}\n`);
         return 0;
@@ -219,7 +221,7 @@ async function dispatch(argv: string[]): Promise<number> {
         const byLabel = typeof values.label === 'string' && values.label !== '';
         if (byLabel === (values['token-stdin'] === true)) throw new UsageError('token revoke needs either --label L or --token-stdin');
         const request = {
-          operator: values.operator, actor: `cli:${osUser()}`,
+          operator: values.operator, actor: cliActor(),
           ...(byLabel ? { label: values.label as string } : { token: await readPassword('token') }),
         };
         const { revoked } = await withAdmin(loadConfig(process.env), (admin) => admin.revokeToken(request));
