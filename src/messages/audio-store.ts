@@ -52,7 +52,8 @@ export function newAudioKey(): string {
   return `${randomBytes(16).toString('hex')}.wav`;
 }
 
-function checkKey(key: string): string {
+/** `key` when it has the key format; throws otherwise (so it is never joined into a path). */
+export function checkKey(key: string): string {
   if (!AUDIO_KEY.test(key)) throw new Error('invalid audio key');
   return key;
 }

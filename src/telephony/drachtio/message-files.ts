@@ -13,7 +13,7 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
-import { AUDIO_KEY, INCOMING_DIR, newAudioKey, PLAYBACK_DIR, type AudioStore } from '../../messages/audio-store.js';
+import { checkKey, INCOMING_DIR, newAudioKey, PLAYBACK_DIR, type AudioStore } from '../../messages/audio-store.js';
 
 export interface RecordingFile {
   /** Where FreeSWITCH writes it, as FreeSWITCH sees it. */
@@ -59,8 +59,7 @@ export function freeswitchMessageFiles(opts: FreeswitchMessageFilesOptions): Fre
     async playable(key: string): Promise<PlayableFile> {
       if (audio.kind === 'file') {
         // A bad key or a missing file is refused here (the item is skipped), not left to FreeSWITCH.
-        if (!AUDIO_KEY.test(key)) throw new Error('invalid audio key');
-        await stat(join(localDir, key));
+        await stat(join(localDir, checkKey(key)));
         return { freeswitchPath: join(freeswitchDir, key), release: () => undefined };
       }
       const bytes = await audio.get(key);
