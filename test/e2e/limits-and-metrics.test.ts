@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddedEngine } from '../../src/telephony/embedded/engine.js';
 import { DEFAULT_TIMERS } from '../../src/telephony/embedded/sip/index.js';
 import { heard } from '../support/heard.js';
+import { sample } from '../support/metrics.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa, TestUaCallRejectedError } from '../support/test-ua.js';
 import { sleep, waitFor } from '../support/wait.js';
@@ -37,13 +38,6 @@ function retryAfterOf(rejection: TestUaCallRejectedError): number {
   const value = rejection.headers.get('retry-after');
   expect(value, `Retry-After on ${rejection.status}`).toMatch(/^\d+$/);
   return Number(value);
-}
-
-/** The value of one sample line of the Prometheus text, e.g. `vmaccess_logins_total{outcome="succeeded"}`. */
-function sample(text: string, series: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  if (line === undefined) throw new Error(`no ${series} in /metrics`);
-  return Number(line.slice(series.length + 1));
 }
 
 describe('limits and /metrics [pglite]', () => {

@@ -20,6 +20,7 @@ import { listAuditEvents } from '../../src/store/audit.js';
 import type { EmbeddedEngine } from '../../src/telephony/embedded/engine.js';
 import { createPostgresTestDatabase } from '../integration/store/helpers.js';
 import { FlakyProxy } from '../support/flaky-proxy.js';
+import { metric } from '../support/metrics.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa, TestUaCallRejectedError } from '../support/test-ua.js';
 import { heard, speechAfter } from '../support/heard.js';
@@ -77,14 +78,6 @@ async function rejectedStatus(p: Promise<TestUa>): Promise<number> {
     if (err instanceof TestUaCallRejectedError) return err.status;
     throw err;
   }
-}
-
-/** One sample of the server's /metrics, e.g. `vmaccess_store_errors_total`. */
-async function metric(t: TestServer, series: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${t.server.http.port}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  if (line === undefined) throw new Error(`no ${series} in /metrics`);
-  return Number(line.slice(series.length + 1));
 }
 
 const cleanups: Array<() => Promise<void>> = [];

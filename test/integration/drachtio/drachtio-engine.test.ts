@@ -16,6 +16,7 @@ import { FakeDrachtioServer } from '../../support/fakes/fake-drachtio-server.js'
 import { FakeFreeSwitch, type FakeChannel } from '../../support/fakes/fake-freeswitch.js';
 import { header, type SipText } from '../../support/fakes/sip-text.js';
 import { FlakyProxy } from '../../support/flaky-proxy.js';
+import { fetchMetrics, findSample } from '../../support/metrics.js';
 import { createPostgresTestDatabase } from '../store/helpers.js';
 import { waitFor } from '../../support/wait.js';
 
@@ -257,14 +258,14 @@ describe('drachtio engine limits against FakeDrachtioServer + FakeFreeSwitch', (
   let callerPort = 5400;
   const engine = (): DrachtioEngine => t.server.engine as DrachtioEngine;
   const metric = async (series: string): Promise<number> => {
-    const text = await (await fetch(`http://127.0.0.1:${t.server.http.port}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-    if (line === undefined) {
+    const text = await fetchMetrics(t);
+    const value = findSample(text, series);
+    if (value === undefined) {
       // A labelled counter has no sample until its first count; its metric is still declared.
       expect(text).toContain(`# TYPE ${series.replace(/\{.*$/, '')} counter`);
       return 0;
     }
-    return Number(line.slice(series.length + 1));
+    return value;
   };
   /** Retry-After (RFC 3261 §20.33): delta-seconds, at least one. */
   const retryAfter = (response: SipText): number => {
