@@ -46,6 +46,13 @@ export interface FreeswitchMessageFilesOptions {
 
 export function freeswitchMessageFiles(opts: FreeswitchMessageFilesOptions): FreeswitchMessageFiles {
   const { audio, localDir, freeswitchDir, logger } = opts;
+  /** playback/ made once per instance; a failed attempt is tried again by the next playback. */
+  let playbackDir: Promise<unknown> | undefined;
+  const playbackDirReady = (): Promise<unknown> => (playbackDir ??= mkdir(join(localDir, PLAYBACK_DIR), { recursive: true, mode: 0o700 })
+    .catch((err: unknown) => {
+      playbackDir = undefined;
+      throw err;
+    }));
   return {
     newRecording(): RecordingFile {
       const name = newAudioKey();
@@ -65,7 +72,7 @@ export function freeswitchMessageFiles(opts: FreeswitchMessageFilesOptions): Fre
       const bytes = await audio.get(key);
       const name = newAudioKey();
       const local = join(localDir, PLAYBACK_DIR, name);
-      await mkdir(join(localDir, PLAYBACK_DIR), { recursive: true, mode: 0o700 });
+      await playbackDirReady();
       await writeFile(local, bytes, { mode: 0o600 });
       let released = false;
       return {
