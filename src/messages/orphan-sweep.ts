@@ -20,9 +20,6 @@ import { AUDIO_KEY, INCOMING_DIR, PLAYBACK_DIR } from './audio-store.js';
 /** 10 minutes: a 3-minute recording, a transaction (5 s statement timeout), some clock skew on a shared volume. */
 export const ORPHAN_MIN_AGE_MS = 10 * 60_000;
 
-/** Names of files this server writes into incoming/ and playback/: the key, optionally a suffix. */
-const WORK_FILE = /^[0-9a-f]{32}\.wav(\.[0-9a-z]+)*$/;
-
 export interface SweepResult {
   /** Files in the folder no row names. */
   readonly orphans: number;
@@ -64,8 +61,9 @@ export async function sweepMessageFolder(opts: SweepOptions): Promise<SweepResul
   const before = (opts.now ?? Date.now()) - (opts.minAgeMs ?? ORPHAN_MIN_AGE_MS);
 
   const leftovers = [
-    ...(await oldFiles(join(opts.dir, INCOMING_DIR), WORK_FILE, before)).map((f) => join(opts.dir, INCOMING_DIR, f)),
-    ...(await oldFiles(join(opts.dir, PLAYBACK_DIR), WORK_FILE, before)).map((f) => join(opts.dir, PLAYBACK_DIR, f)),
+    // What this server writes there is named like a key (newAudioKey), nothing else.
+    ...(await oldFiles(join(opts.dir, INCOMING_DIR), AUDIO_KEY, before)).map((f) => join(opts.dir, INCOMING_DIR, f)),
+    ...(await oldFiles(join(opts.dir, PLAYBACK_DIR), AUDIO_KEY, before)).map((f) => join(opts.dir, PLAYBACK_DIR, f)),
   ];
   await Promise.all(leftovers.map((path) => rm(path, { force: true })));
 
