@@ -61,7 +61,7 @@ export function checkKey(key: string): string {
 export class FileAudioStore implements AudioStore {
   readonly kind = 'file' as const;
 
-  constructor(readonly dir: string) {}
+  constructor(private readonly dir: string) {}
 
   newKey(): string {
     return newAudioKey();

@@ -85,11 +85,6 @@ export class PostgresChangeBus implements MailboxChangeBus {
     this.#retryMs = opts.minRetryMs ?? 500;
   }
 
-  /** Whether the LISTEN connection is up (for tests and health reports). */
-  get listening(): boolean {
-    return this.#client !== null;
-  }
-
   async publish(q: Queryable, domain: string, mailbox: string): Promise<void> {
     const payload: Payload = { o: this.#origin, d: domain.toLowerCase(), m: mailbox };
     // pg_notify(), not NOTIFY: the channel and payload are parameters, never SQL text.

@@ -71,8 +71,6 @@ function toMessage(r: MessageRow): StoredMessage {
   };
 }
 
-class NoSuchMailbox extends Error {}
-
 export interface MessageServiceEvents {
   /** A mailbox's counts may have changed, here or on another server (domain lower-cased). */
   changed: [domain: string, mailbox: string];
@@ -134,7 +132,7 @@ export class MessageService extends EventEmitter<MessageServiceEvents> {
            SELECT m.id, $3, $4, $5, $6 FROM mailboxes m JOIN domains d ON d.id = m.domain_id WHERE d.name = $1 AND m.number = $2
            RETURNING id`,
           [d.domain.toLowerCase(), d.mailbox, d.caller.slice(0, CALLER_MAX), d.callerName?.slice(0, CALLER_MAX) ?? null, Math.round(d.durationMs), key]);
-        if (rows[0] === undefined) throw new NoSuchMailbox('no such mailbox');
+        if (rows[0] === undefined) throw new Error('no such mailbox');
         await this.announce(tx, d.domain, d.mailbox);
         // Last: the file kind renames its file into place here, right before COMMIT.
         await audio.put(tx, key, d.wav);

@@ -13,9 +13,6 @@ import { encodePcmWav, pcmDurationMs } from '../../../messages/wav.js';
 import { frameRms, SILENCE_RMS } from '../../../messages/silence.js';
 import { decodeG711, SAMPLE_RATE, type AudioCodec } from './g711.js';
 
-/** Silence is judged alike on both engines (messages/silence.ts). */
-export { frameRms, SILENCE_RMS };
-
 export type RecordingEnd = 'stopped' | 'silence' | 'maxLength';
 
 export class MessageRecorder {
