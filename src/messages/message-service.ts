@@ -97,14 +97,15 @@ export class MessageService extends EventEmitter<MessageServiceEvents> {
   /** Starts taking other servers' changes (the serving process; CLI commands only send). */
   listenToOtherServers(): void {
     this.changes.listen({
-      changed: (domain, mailbox) => this.emit('changed', domain, mailbox),
+      changed: (domain, mailbox) => this.changed(domain, mailbox),
       resync: () => this.emit('resync'),
     });
   }
 
   /**
-   * A change of a mailbox's counts that committed outside this service (reset, recycle), told to
-   * this server; the other servers were told by announce() inside that transaction.
+   * Tells this server that a mailbox's counts changed (domain lower-cased for the listeners): after
+   * this service's own commits, for other servers' changes, and for changes that committed outside
+   * this service (reset, recycle) — whose transaction told the other servers with announce().
    */
   changed(domain: string, mailbox: string): void {
     this.emit('changed', domain.toLowerCase(), mailbox);
@@ -139,7 +140,7 @@ export class MessageService extends EventEmitter<MessageServiceEvents> {
         committing = true;
         return String(rows[0].id);
       });
-      this.emit('changed', d.domain.toLowerCase(), d.mailbox);
+      this.changed(d.domain, d.mailbox);
       return { result: 'saved', id };
     } catch (err) {
       if (committing) {
@@ -193,7 +194,7 @@ export class MessageService extends EventEmitter<MessageServiceEvents> {
       if (rows.length > 0) await this.announce(tx, domain, mailbox);
       return rows.length > 0;
     });
-    if (changed) this.emit('changed', domain.toLowerCase(), mailbox);
+    if (changed) this.changed(domain, mailbox);
     return changed;
   }
 
@@ -216,7 +217,7 @@ export class MessageService extends EventEmitter<MessageServiceEvents> {
     });
     if (key === null) return false;
     await this.deps.audio.delete([key]).catch((err: unknown) => this.deps.logger.error({ error: describeError(err) }, 'deleted message audio not removed'));
-    this.emit('changed', domain.toLowerCase(), mailbox);
+    this.changed(domain, mailbox);
     return true;
   }
 
