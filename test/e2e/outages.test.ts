@@ -23,37 +23,13 @@ import { FlakyProxy } from '../support/flaky-proxy.js';
 import { metric } from '../support/metrics.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestUa, TestUaCallRejectedError } from '../support/test-ua.js';
-import { heard, speechAfter } from '../support/heard.js';
+import { pressAndHear, pressAndHearReply } from '../support/heard.js';
 import { sleep, waitFor } from '../support/wait.js';
 
 const DATABASE_URL = process.env.DATABASE_URL;
 const REDIS_URL = process.env.REDIS_URL;
 if (DATABASE_URL === undefined) console.log('outage tests on Postgres skipped: DATABASE_URL is not set');
 if (REDIS_URL === undefined) console.log('outage tests on Redis skipped: REDIS_URL is not set');
-
-/** Presses keys and waits until the server answers with a new prompt (speech after the last key). */
-async function pressAndHearReply(ua: TestUa, keys: string): Promise<void> {
-  await ua.pressKeys(keys.slice(0, -1));
-  await sleep(100);
-  const before = performance.now();
-  await ua.pressKeys(keys.slice(-1));
-  await speechAfter(ua, before);
-}
-
-/**
- * Presses keys and says which of `candidates` the caller heard after the last one. The clock
- * starts before the last key only: the first keys cut the prompt that was playing, whose last
- * packets are still on their way.
- */
-async function pressAndHear(ua: TestUa, keys: string, candidates: Parameters<typeof heard>[2]): Promise<string> {
-  await ua.pressKeys(keys.slice(0, -1));
-  await sleep(100);
-  const before = performance.now();
-  await ua.pressKeys(keys.slice(-1));
-  const ranked = await heard(ua, before, candidates);
-  expect(ranked[0]![1], JSON.stringify(ranked)).toBeGreaterThan(0.9);
-  return ranked[0]![0];
-}
 
 /** The rejection of a call that must be rejected (status and headers of the final response). */
 async function rejectedError(p: Promise<TestUa>): Promise<TestUaCallRejectedError> {

@@ -6,11 +6,12 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import wavefile from 'wavefile';
+import { expect } from 'vitest';
 import { promptsDir } from '../../src/paths.js';
 import type { PromptId } from '../../src/ivr/prompts.js';
 import { decodeG711 } from '../../src/telephony/embedded/rtp/index.js';
 import { frameEnergy, type ReceivedRtpPacket, type TestUa } from './test-ua.js';
-import { waitFor } from './wait.js';
+import { sleep, waitFor } from './wait.js';
 
 const PROMPTS_DIR = join(promptsDir, 'en');
 /** A 20 ms frame louder than this is speech (the prompts' spoken frames are RMS 1000–8000). */
@@ -91,3 +92,27 @@ export async function heard(
     .sort((a, b) => b[1] - a[1]);
 }
 
+
+/** Presses keys and waits until the server answers with a new prompt (speech after the last key). */
+export async function pressAndHearReply(ua: TestUa, keys: string): Promise<void> {
+  await ua.pressKeys(keys.slice(0, -1));
+  await sleep(100);
+  const before = performance.now();
+  await ua.pressKeys(keys.slice(-1));
+  await speechAfter(ua, before);
+}
+
+/**
+ * Presses keys and says which of `candidates` the caller heard after the last one (which must
+ * be a clear match: correlation above 0.9). The clock starts before the last key only: the
+ * first keys cut the prompt that was playing, whose last packets are still on their way.
+ */
+export async function pressAndHear(ua: TestUa, keys: string, candidates: readonly PromptId[]): Promise<PromptId> {
+  await ua.pressKeys(keys.slice(0, -1));
+  await sleep(100);
+  const before = performance.now();
+  await ua.pressKeys(keys.slice(-1));
+  const ranked = await heard(ua, before, candidates);
+  expect(ranked[0]![1], JSON.stringify(ranked)).toBeGreaterThan(0.9);
+  return ranked[0]![0];
+}
