@@ -50,12 +50,11 @@ export function createMwiBackend(deps: {
     counts: (ref) => deps.messages.counts(ref.domain, ref.mailbox),
     onChanged(listener) {
       deps.messages.on('changed', (domain, mailbox) => listener({ domain, mailbox }));
-      // Changes other servers made while this one was not listening: the configured contacts
-      // are told the counts again (subscriptions are resynced by the engines, onResync).
-      deps.messages.on('resync', () => { for (const ref of contactRefs) listener(ref); });
     },
     onResync(listener) {
-      deps.messages.on('resync', listener);
+      // Changes other servers made while this one was not listening: the engines re-tell the
+      // mailboxes of their subscriptions and, merged with those, the configured contacts'.
+      deps.messages.on('resync', () => listener(contactRefs));
     },
     unsolicitedContacts: (ref) => deps.contacts.get(mailboxKey(ref)) ?? [],
   };

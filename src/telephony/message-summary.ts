@@ -42,10 +42,11 @@ export interface MwiBackend {
   /** Called with every mailbox whose counts may have changed (deposit, listen, delete, reset). */
   onChanged(listener: (ref: MailboxRef) => void): void;
   /**
-   * Called when changes may have been missed (the store's change feed reconnected): every live
-   * subscription should be told its counts again.
+   * Called when changes may have been missed (the store's change feed reconnected): every mailbox
+   * with a live subscription, and every one of `mailboxes` (those with unsolicited contacts; none
+   * when left out), should be told its counts again — once each, as for one change.
    */
-  onResync?(listener: () => void): void;
+  onResync?(listener: (mailboxes?: readonly MailboxRef[]) => void): void;
   /** Contacts that get NOTIFYs without subscribing (configured per mailbox); may be empty. */
   unsolicitedContacts(ref: MailboxRef): readonly string[];
 }

@@ -130,10 +130,11 @@ export class DrachtioMwi {
     });
     this.#backend.onChanged((ref) => this.#changed(ref));
     // Changes may have been missed (the store's change feed reconnected): every mailbox with a
-    // live subscription is told its counts again.
-    this.#backend.onResync?.(() => {
+    // live subscription or unsolicited contacts is told its counts again, once.
+    this.#backend.onResync?.((mailboxes = []) => {
       const refs = new Map<string, MailboxRef>();
       for (const sub of this.#subs) refs.set(mailboxKey(sub.ref), sub.ref);
+      for (const ref of mailboxes) if (!refs.has(mailboxKey(ref))) refs.set(mailboxKey(ref), ref);
       for (const ref of refs.values()) this.#changed(ref);
     });
   }

@@ -13,7 +13,7 @@ import {
   formatMessageSummary, messageAccount, MESSAGE_SUMMARY_CONTENT_TYPE, MESSAGE_SUMMARY_EVENT,
   type MailboxRef, type MwiBackend, type Subscriber,
 } from '../message-summary.js';
-import { MWI_EXPIRES, MWI_RETRY_AFTER_S, type ExpiresPolicy } from '../mwi-policy.js';
+import { MWI_EXPIRES, MWI_RETRY_AFTER_S, mailboxKey, type ExpiresPolicy } from '../mwi-policy.js';
 import { MessageSummaryNotifier, type NotifierClock } from './mwi.js';
 import { parseNameAddr, parseUri, type IncomingSubscribe, type SipEndpoint, type SipRequest } from './sip/index.js';
 
@@ -89,8 +89,14 @@ export class MessageWaitingNotifier {
     opts.backend.onChanged((ref) => {
       if (this.closing === undefined) void this.mailboxChanged(ref);
     });
-    opts.backend.onResync?.(() => {
-      if (this.closing === undefined) void this.notifier.changedAll();
+    // Changes may have been missed (the store's change feed reconnected): every mailbox with a
+    // subscription or unsolicited contacts is told its counts again, once.
+    opts.backend.onResync?.((mailboxes = []) => {
+      if (this.closing !== undefined) return;
+      const refs = new Map<string, MailboxRef>();
+      for (const ref of this.notifier.mailboxes()) refs.set(mailboxKey(ref), ref);
+      for (const ref of mailboxes) if (!refs.has(mailboxKey(ref))) refs.set(mailboxKey(ref), ref);
+      for (const ref of refs.values()) void this.mailboxChanged(ref);
     });
   }
 

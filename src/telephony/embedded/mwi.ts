@@ -210,12 +210,14 @@ export class MessageSummaryNotifier {
     return Promise.all([...subs].map((sub) => this.owe(sub, false))).then(() => undefined);
   }
 
-  /**
-   * Every subscription gets a NOTIFY with its counts as they are now: changes may have been missed
-   * (the store's change feed was down). Resolves once they were answered; never rejects.
-   */
-  changedAll(): Promise<void> {
-    return Promise.all([...this.subscriptions].map((sub) => this.owe(sub, false))).then(() => undefined);
+  /** The mailboxes with subscriptions, one each (for a resync: changed() on each tells them all). */
+  mailboxes(): MailboxAddress[] {
+    const all: MailboxAddress[] = [];
+    for (const subs of this.byMailbox.values()) {
+      const [sub] = subs;
+      if (sub !== undefined) all.push({ domain: sub.domain, mailbox: sub.mailbox });
+    }
+    return all;
   }
 
   /**
