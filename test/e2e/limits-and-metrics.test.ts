@@ -11,27 +11,8 @@ import { DEFAULT_TIMERS } from '../../src/telephony/embedded/sip/index.js';
 import { pressAndHear } from '../support/heard.js';
 import { sample } from '../support/metrics.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
-import { TestUa, TestUaCallRejectedError } from '../support/test-ua.js';
+import { TestUa, TestUaCallRejectedError, callOutcome, callRejection } from '../support/test-ua.js';
 import { waitFor } from '../support/wait.js';
-
-async function statusOf(p: Promise<TestUa>): Promise<number | TestUa> {
-  try {
-    return await p;
-  } catch (err) {
-    if (err instanceof TestUaCallRejectedError) return err.status;
-    throw err;
-  }
-}
-
-/** The answered call, or the rejection (status and headers) of a call that was refused. */
-async function outcomeOf(p: Promise<TestUa>): Promise<TestUa | TestUaCallRejectedError> {
-  try {
-    return await p;
-  } catch (err) {
-    if (err instanceof TestUaCallRejectedError) return err;
-    throw err;
-  }
-}
 
 /** Retry-After (RFC 3261 §20.33) of a 503: delta-seconds, at least one. */
 function retryAfterOf(rejection: TestUaCallRejectedError): number {
@@ -66,14 +47,14 @@ describe('limits and /metrics [pglite]', () => {
     const a = await TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:201@demo.local' });
     const b = await TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:202@demo.local' });
     try {
-      const third = await outcomeOf(TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:204@demo.local' }));
+      const third = await callOutcome(TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:204@demo.local' }));
       expect(third).toBeInstanceOf(TestUaCallRejectedError);
       expect((third as TestUaCallRejectedError).status).toBe(503);
       // RFC 3261 §21.5.4: "The server MAY indicate when the client should retry the request in a Retry-After header field."
       expect(retryAfterOf(third as TestUaCallRejectedError)).toBeGreaterThanOrEqual(1);
       await a.hangup();
       await waitFor(() => engine().activeCalls === 1, 5000, 'one call left');
-      const c = await statusOf(TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:204@demo.local' }));
+      const c = await callOutcome(TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:204@demo.local' }));
       expect(c).toBeInstanceOf(TestUa);
       await (c as TestUa).hangup();
       (c as TestUa).close();
@@ -87,7 +68,7 @@ describe('limits and /metrics [pglite]', () => {
   });
 
   it('an untrusted source over INVITE_RATE_PER_SOURCE gets 503 with Retry-After; a trusted one is not limited', async () => {
-    const untrusted = await Promise.all([1, 2, 3].map(() => outcomeOf(TestUa.call({
+    const untrusted = await Promise.all([1, 2, 3].map(() => callOutcome(TestUa.call({
       target, requestUri: 'sip:5555@demo.local', from: 'sip:scanner@example.net', localAddress: '127.0.0.2',
     }))));
     // Every one is refused (5555 is no access number): two by routing, one by the rate limit.
@@ -97,9 +78,9 @@ describe('limits and /metrics [pglite]', () => {
     const limited = rejections.find((r) => r.status === 503)!;
     expect(retryAfterOf(limited)).toBeGreaterThanOrEqual(1);
     expect(retryAfterOf(limited)).toBeLessThanOrEqual(2);
-    const trusted = await Promise.all([1, 2, 3, 4].map(() => statusOf(TestUa.call({
+    const trusted = await Promise.all([1, 2, 3, 4].map(async () => (await callRejection(TestUa.call({
       target, requestUri: 'sip:5555@demo.local', from: 'sip:201@demo.local',
-    }))));
+    }))).status));
     expect(trusted).toEqual([404, 404, 404, 404]);
   });
 

@@ -22,7 +22,7 @@ import { createPostgresTestDatabase } from '../integration/store/helpers.js';
 import { FlakyProxy } from '../support/flaky-proxy.js';
 import { metric } from '../support/metrics.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
-import { TestUa, TestUaCallRejectedError } from '../support/test-ua.js';
+import { TestUa, callRejection } from '../support/test-ua.js';
 import { pressAndHear, pressAndHearReply } from '../support/heard.js';
 import { sleep, waitFor } from '../support/wait.js';
 
@@ -30,31 +30,6 @@ const DATABASE_URL = process.env.DATABASE_URL;
 const REDIS_URL = process.env.REDIS_URL;
 if (DATABASE_URL === undefined) console.log('outage tests on Postgres skipped: DATABASE_URL is not set');
 if (REDIS_URL === undefined) console.log('outage tests on Redis skipped: REDIS_URL is not set');
-
-/** The rejection of a call that must be rejected (status and headers of the final response). */
-async function rejectedError(p: Promise<TestUa>): Promise<TestUaCallRejectedError> {
-  try {
-    const ua = await p;
-    await ua.hangup().catch(() => 0);
-    ua.close();
-  } catch (err) {
-    if (err instanceof TestUaCallRejectedError) return err;
-    throw err;
-  }
-  throw new Error('the call was answered, not rejected');
-}
-
-async function rejectedStatus(p: Promise<TestUa>): Promise<number> {
-  try {
-    const ua = await p;
-    await ua.hangup().catch(() => 0);
-    ua.close();
-    return 200;
-  } catch (err) {
-    if (err instanceof TestUaCallRejectedError) return err.status;
-    throw err;
-  }
-}
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -114,7 +89,7 @@ describe.skipIf(DATABASE_URL === undefined)('Postgres goes away mid-call [postgr
       expect(storeErrors).toBeGreaterThan(0);
       // Postgres stays away: a new call cannot be routed, 503 with Retry-After, not a hung INVITE,
       // and that failed routing is one more store error.
-      const rejected = await rejectedError(TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:202@demo.local' }));
+      const rejected = await callRejection(TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:202@demo.local' }));
       expect(rejected.status).toBe(503);
       expect(Number(rejected.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(await metric(t, 'vmaccess_store_errors_total')).toBeGreaterThan(storeErrors);
@@ -224,7 +199,7 @@ describe('SIGTERM while a caller changes their code [pglite]', () => {
       await pressAndHearReply(ua, '9595#');
       stopping = t.stop().then(() => { stopped = true; }); // t.stop(): server.stop() as on SIGTERM, then the temp store goes
       await sleep(100);
-      expect(await rejectedStatus(TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:202@demo.local' }))).toBe(503);
+      expect((await callRejection(TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:202@demo.local' }))).status).toBe(503);
       expect(stopped).toBe(false);
       expect(await pressAndHear(ua, '9595#', ['access-code-changed', 'try-again-later', 'access-codes-did-not-match', 'goodbye'])).toBe('access-code-changed');
       await waitFor(async () => (await listAuditEvents(t.server.core.db, { domain: 'demo.local', mailbox: '201' })).some((e) => e.event === 'pin_changed'), 10_000, 'pin_changed');

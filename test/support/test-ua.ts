@@ -76,14 +76,41 @@ export class TestUaCallRejectedError extends Error {
    * (RFC 3261 §21.5.4, §20.33).
    */
   readonly headers: ReadonlyMap<string, string>;
+  readonly status: number;
+  readonly reason: string;
 
-  constructor(readonly status: number, readonly reason: string, headers: ReadonlyArray<readonly [string, string]> = []) {
+  /** `response`: the final response >= 300 to the INVITE. */
+  constructor(response: TestSipMessage) {
+    const status = response.status!;
+    const reason = response.reason ?? '';
     super(`call rejected: ${status} ${reason}`);
     this.name = 'TestUaCallRejectedError';
-    const map = new Map<string, string>();
-    for (const [name, value] of headers) if (!map.has(name)) map.set(name, value);
-    this.headers = map;
+    this.status = status;
+    this.reason = reason;
+    this.headers = new Map(response.headers.map(([name]) => [name, headerValue(response, name)!]));
   }
+}
+
+/**
+ * How a call placed with TestUa.call came out: the answered call, or the rejection (status and
+ * headers of its final response). Anything else (no answer at all, a socket error) is thrown.
+ */
+export async function callOutcome(calling: Promise<TestUa>): Promise<TestUa | TestUaCallRejectedError> {
+  try {
+    return await calling;
+  } catch (err) {
+    if (err instanceof TestUaCallRejectedError) return err;
+    throw err;
+  }
+}
+
+/** The rejection of a call that must be rejected; a call answered instead is hung up and fails the test. */
+export async function callRejection(calling: Promise<TestUa>): Promise<TestUaCallRejectedError> {
+  const outcome = await callOutcome(calling);
+  if (outcome instanceof TestUaCallRejectedError) return outcome;
+  await outcome.hangup().catch(() => 0);
+  outcome.close();
+  throw new Error('the call was answered, not rejected');
 }
 
 /** RFC 3261 §17.1.1.1: the RTT estimate T1 and the cap T2 for non-INVITE retransmissions. */
@@ -493,7 +520,7 @@ export class TestUa {
         '',
       ].join('\r\n');
       this.sendSip(this.ackForFailure, this.options.target);
-      throw new TestUaCallRejectedError(status, response.reason ?? '', response.headers);
+      throw new TestUaCallRejectedError(response);
     }
     this.answeredAtMs = performance.now();
     this.establishDialog(response);
