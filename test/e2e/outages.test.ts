@@ -184,55 +184,71 @@ describe.skipIf(REDIS_URL === undefined)('Redis goes away [redis through a proxy
   }, 90_000);
 });
 
+/** What a test does with a call while the server under it stops (callThroughStop). */
+interface CallThroughStop {
+  t: TestServer;
+  target: { address: string; port: number };
+  ua: TestUa;
+  /** Begins the server's stop: t.stop(), server.stop() as on SIGTERM, then the temp store goes. */
+  stop(): void;
+  /** Whether the stop has finished. */
+  readonly stopped: boolean;
+}
+
+/**
+ * A server with SHUTDOWN_GRACE_MS = graceMs and 201 in a call to *97, past the first prompt:
+ * `during` stops the server under the call; then the call is hung up and closed, and the stop
+ * must finish. Resolves with the (stopped) server, for its logs.
+ */
+async function callThroughStop(graceMs: string, during: (run: CallThroughStop) => Promise<void>): Promise<TestServer> {
+  const t = await startTestServer('pglite', { SHUTDOWN_GRACE_MS: graceMs });
+  let stopped = false;
+  cleanups.push(async () => { if (!stopped) await t.stop(); });
+  const target = targetOf(t);
+  const ua = await TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:201@demo.local' });
+  let stopping: Promise<void> | null = null;
+  try {
+    await waitFor(() => ua.received.length > 10, 5000, 'the first prompt');
+    await during({
+      t, target, ua,
+      stop: () => { stopping = t.stop().then(() => { stopped = true; }); },
+      get stopped() { return stopped; },
+    });
+  } finally {
+    await ua.hangup().catch(() => 0);
+    ua.close();
+  }
+  await stopping;
+  expect(stopped).toBe(true);
+  return t;
+}
+
 describe('SIGTERM while a caller changes their code [pglite]', () => {
   it('the change completes, new INVITEs get 503 meanwhile, then the server stops', async () => {
-    const t = await startTestServer('pglite', { SHUTDOWN_GRACE_MS: '30000' });
-    let stopped = false;
-    cleanups.push(async () => { if (!stopped) await t.stop(); });
-    const target = targetOf(t);
-    const ua = await TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:201@demo.local' });
-    let stopping: Promise<void> | null = null;
-    try {
-      await waitFor(() => ua.received.length > 10, 5000, 'the first prompt');
+    await callThroughStop('30000', async (run) => {
+      const { t, target, ua } = run;
       await pressAndHearReply(ua, '4826#');
       await pressAndHearReply(ua, '2');
       await pressAndHearReply(ua, '9595#');
-      stopping = t.stop().then(() => { stopped = true; }); // t.stop(): server.stop() as on SIGTERM, then the temp store goes
+      run.stop();
       await sleep(100);
       expect((await callRejection(TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:202@demo.local' }))).status).toBe(503);
-      expect(stopped).toBe(false);
+      expect(run.stopped).toBe(false);
       expect(await pressAndHear(ua, '9595#', ['access-code-changed', 'try-again-later', 'access-codes-did-not-match', 'goodbye'])).toBe('access-code-changed');
       await waitFor(async () => (await listAuditEvents(t.server.core.db, { domain: 'demo.local', mailbox: '201' })).some((e) => e.event === 'pin_changed'), 10_000, 'pin_changed');
       await ua.pressKeys('*');
       await ua.waitForBye(15_000);
-    } finally {
-      await ua.hangup().catch(() => 0);
-      ua.close();
-    }
-    await stopping;
-    expect(stopped).toBe(true);
+    });
   }, 90_000);
 
   it('a call still in the IVR when SHUTDOWN_GRACE_MS runs out gets BYE from the server, then the server stops', async () => {
-    const t = await startTestServer('pglite', { SHUTDOWN_GRACE_MS: '1500' });
-    let stopped = false;
-    cleanups.push(async () => { if (!stopped) await t.stop(); });
-    const target = targetOf(t);
-    const ua = await TestUa.call({ target, requestUri: 'sip:*97@demo.local', from: 'sip:201@demo.local' });
-    let stopping: Promise<void> | null = null;
-    try {
-      await waitFor(() => ua.received.length > 10, 5000, 'the first prompt');
+    const t = await callThroughStop('1500', async (run) => {
       // The caller types nothing: the call would sit in "enter your access code" for longer than
       // the grace, so the only way it ends now is the drain hanging it up.
-      stopping = t.stop().then(() => { stopped = true; });
-      await ua.waitForBye(15_000);
-      expect(stopped).toBe(false); // the server waits for its BYE to be answered first (engine.ts drain)
-    } finally {
-      await ua.hangup().catch(() => 0);
-      ua.close();
-    }
-    await stopping;
-    expect(stopped).toBe(true);
+      run.stop();
+      await run.ua.waitForBye(15_000);
+      expect(run.stopped).toBe(false); // the server waits for its BYE to be answered first (engine.ts drain)
+    });
     const records = t.logs.records();
     expect(records.some((r) => r.msg === 'grace period over: hanging up remaining calls' && r.activeCalls === 1)).toBe(true);
     // Hung up by the server, not by the IVR giving up on a silent caller.
