@@ -23,6 +23,28 @@ import { waitFor } from '../../support/wait.js';
 const DRACHTIO_SECRET = 'fake-drachtio-secret';
 const ESL_PASSWORD = 'fake-esl-password';
 
+/**
+ * A server on the drachtio engine in front of the fakes (`env` adds to its settings), once it has
+ * connected to drachtio-server and FreeSWITCH is ready as its media server.
+ */
+async function startDrachtioServer(drachtio: FakeDrachtioServer, freeswitch: FakeFreeSwitch, env: Record<string, string> = {}): Promise<TestServer> {
+  const t = await startTestServer('pglite', {
+    SIP_ENGINE: 'drachtio',
+    DRACHTIO_HOST: '127.0.0.1', DRACHTIO_PORT: String(drachtio.port), DRACHTIO_SECRET,
+    FREESWITCH_HOST: '127.0.0.1', FREESWITCH_PORT: String(freeswitch.eslPort), FREESWITCH_SECRET: ESL_PASSWORD,
+    ESL_LISTEN_ADDRESS: '127.0.0.1', ESL_LISTEN_PORT: '0',
+    ...env,
+  });
+  try {
+    await drachtio.waitForApp();
+    await waitFor(() => (t.server.engine as DrachtioEngine).mediaServerState === 'ready', 10_000, 'the media server');
+  } catch (err) {
+    await t.stop();
+    throw err;
+  }
+  return t;
+}
+
 describe('drachtio engine against FakeDrachtioServer + FakeFreeSwitch', () => {
   let drachtio: FakeDrachtioServer;
   let freeswitch: FakeFreeSwitch;
@@ -53,14 +75,7 @@ describe('drachtio engine against FakeDrachtioServer + FakeFreeSwitch', () => {
   beforeAll(async () => {
     drachtio = await FakeDrachtioServer.start({ secret: DRACHTIO_SECRET });
     freeswitch = await FakeFreeSwitch.start(drachtio, { password: ESL_PASSWORD, playbackSpeed: 8 });
-    t = await startTestServer('pglite', {
-      SIP_ENGINE: 'drachtio',
-      DRACHTIO_HOST: '127.0.0.1', DRACHTIO_PORT: String(drachtio.port), DRACHTIO_SECRET,
-      FREESWITCH_HOST: '127.0.0.1', FREESWITCH_PORT: String(freeswitch.eslPort), FREESWITCH_SECRET: ESL_PASSWORD,
-      ESL_LISTEN_ADDRESS: '127.0.0.1', ESL_LISTEN_PORT: '0',
-    });
-    await drachtio.waitForApp();
-    await waitFor(() => engine().mediaServerState === 'ready', 10_000, 'the media server');
+    t = await startDrachtioServer(drachtio, freeswitch);
   }, 60_000);
   afterAll(async () => {
     await t?.stop();
@@ -257,6 +272,7 @@ describe('drachtio engine limits against FakeDrachtioServer + FakeFreeSwitch', (
   let dropDb: (() => Promise<void>) | null = null;
   let callerPort = 5400;
   const engine = (): DrachtioEngine => t.server.engine as DrachtioEngine;
+  const newCaller = (): FakeCaller => new FakeCaller(drachtio, '127.0.0.1', callerPort++);
   const metric = async (series: string): Promise<number> => {
     const text = await fetchMetrics(t);
     const value = findSample(text, series);
@@ -288,16 +304,7 @@ describe('drachtio engine limits against FakeDrachtioServer + FakeFreeSwitch', (
       proxied.port = String(proxy.port);
       store = { DATABASE_URL: proxied.toString(), PIN_PEPPER: 'drachtio-limits-pepper-0123456789' };
     }
-    t = await startTestServer('pglite', {
-      SIP_ENGINE: 'drachtio',
-      DRACHTIO_HOST: '127.0.0.1', DRACHTIO_PORT: String(drachtio.port), DRACHTIO_SECRET,
-      FREESWITCH_HOST: '127.0.0.1', FREESWITCH_PORT: String(freeswitch.eslPort), FREESWITCH_SECRET: ESL_PASSWORD,
-      ESL_LISTEN_ADDRESS: '127.0.0.1', ESL_LISTEN_PORT: '0',
-      MAX_CALLS: '1', INVITE_RATE_PER_SOURCE: '1', INVITE_BURST_PER_SOURCE: '2',
-      ...store,
-    });
-    await drachtio.waitForApp();
-    await waitFor(() => engine().mediaServerState === 'ready', 10_000, 'the media server');
+    t = await startDrachtioServer(drachtio, freeswitch, { MAX_CALLS: '1', INVITE_RATE_PER_SOURCE: '1', INVITE_BURST_PER_SOURCE: '2', ...store });
   }, 60_000);
   afterAll(async () => {
     await t?.stop();
@@ -311,19 +318,19 @@ describe('drachtio engine limits against FakeDrachtioServer + FakeFreeSwitch', (
   });
 
   it('MAX_CALLS=1: a second INVITE gets 503 with Retry-After, counted in /metrics; once the call ends, calls are taken again', async () => {
-    const first = new FakeCaller(drachtio, '127.0.0.1', callerPort++);
+    const first = newCaller();
     const channel = freeswitch.nextChannel();
     expect((await first.invite({ requestUri: 'sip:*97@demo.local', from: '<sip:201@demo.local>' })).status).toBe(200);
     await channel;
     const before = await metric('vmaccess_invites_rejected_total{status="503"}');
-    const refused = await new FakeCaller(drachtio, '127.0.0.1', callerPort++).invite({ requestUri: 'sip:*97@demo.local', from: '<sip:202@demo.local>' });
+    const refused = await newCaller().invite({ requestUri: 'sip:*97@demo.local', from: '<sip:202@demo.local>' });
     expect(refused.status).toBe(503);
     expect(retryAfter(refused)).toBeGreaterThanOrEqual(1);
     expect(await metric('vmaccess_invites_rejected_total{status="503"}')).toBe(before + 1);
     expect(engine().activeCalls).toBe(1);
     expect(await first.bye()).toBe(200);
     await waitFor(() => engine().activeCalls === 0, 5000, 'the call to end');
-    const again = new FakeCaller(drachtio, '127.0.0.1', callerPort++);
+    const again = newCaller();
     expect((await again.invite({ requestUri: 'sip:*97@demo.local', from: '<sip:202@demo.local>' })).status).toBe(200);
     await waitFor(() => again.leg !== null && freeswitch.channels.at(-1)!.playbacks.length > 0, 5000, 'the first prompt');
     expect(await again.bye()).toBe(200);
@@ -335,7 +342,7 @@ describe('drachtio engine limits against FakeDrachtioServer + FakeFreeSwitch', (
     const endedByCaller = await metric('vmaccess_calls_total{outcome="ended_by_caller"}');
     const endedByServer = await metric('vmaccess_calls_total{outcome="ended_by_server"}');
     for (let i = 0; i < 3; i++) {
-      const caller = new FakeCaller(drachtio, '127.0.0.1', callerPort++);
+      const caller = newCaller();
       const channel = freeswitch.nextChannel();
       expect((await caller.invite({ requestUri: 'sip:*97@demo.local', from: '<sip:202@demo.local>' })).status).toBe(200);
       expect(await caller.bye()).toBe(200);
@@ -364,21 +371,21 @@ describe('drachtio engine limits against FakeDrachtioServer + FakeFreeSwitch', (
     expect(retryAfter(limited!)).toBeGreaterThanOrEqual(1);
     expect(retryAfter(limited!)).toBeLessThanOrEqual(2);
     expect(t.logs.records().some((r) => r.msg === 'INVITE refused: per-source INVITE rate exceeded' && r.source === '192.0.2.50')).toBe(true);
-    const trusted = new FakeCaller(drachtio, '127.0.0.1', callerPort++);
+    const trusted = newCaller();
     for (let i = 0; i < 4; i++) expect((await trusted.invite({ requestUri: 'sip:5555@demo.local', from: '<sip:201@demo.local>' })).status).toBe(404);
   }, 30_000);
 
   it.skipIf(DATABASE_URL === undefined)('the store away at routing: 503 with Retry-After, a store error in /metrics; back: calls work', async () => {
     const before = await metric('vmaccess_store_errors_total');
     await proxy!.close();
-    const caller = new FakeCaller(drachtio, '127.0.0.1', callerPort++);
+    const caller = newCaller();
     const refused = await caller.invite({ requestUri: 'sip:*97@demo.local', from: '<sip:201@demo.local>' });
     expect(refused.status).toBe(503);
     expect(retryAfter(refused)).toBeGreaterThanOrEqual(1);
     expect(await metric('vmaccess_store_errors_total')).toBeGreaterThan(before);
     expect(freeswitch.channels.filter((c) => !c.hungUp)).toHaveLength(0);
     await proxy!.open();
-    const again = new FakeCaller(drachtio, '127.0.0.1', callerPort++);
+    const again = newCaller();
     expect((await again.invite({ requestUri: 'sip:*97@demo.local', from: '<sip:201@demo.local>' })).status).toBe(200);
     expect(await again.bye()).toBe(200);
   }, 30_000);
