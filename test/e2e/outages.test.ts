@@ -48,13 +48,9 @@ describe.skipIf(DATABASE_URL === undefined)('Postgres goes away mid-call [postgr
   it('cut inside the change-of-code transaction: "try again later", BYE, nothing half written; back: calls work again', async () => {
     const db = await createPostgresTestDatabase();
     cleanups.push(() => db.drop());
-    const upstream = new URL(db.databaseUrl);
-    const proxy = new FlakyProxy({ host: upstream.hostname, port: Number(upstream.port || 5432) });
-    await proxy.open();
+    const { proxy, url: proxiedUrl } = await FlakyProxy.inFrontOf(db.databaseUrl, 5432);
     cleanups.push(() => proxy.close());
-    const proxied = new URL(db.databaseUrl);
-    proxied.port = String(proxy.port);
-    const t = await startTestServer('pglite', { DATABASE_URL: proxied.toString(), PIN_PEPPER: 'outage-test-pepper-0123456789' });
+    const t = await startTestServer('pglite', { DATABASE_URL: proxiedUrl, PIN_PEPPER: 'outage-test-pepper-0123456789' });
     cleanups.push(() => t.stop());
     const target = targetOf(t);
     const engine = t.server.engine as EmbeddedEngine;
@@ -123,14 +119,10 @@ describe.skipIf(DATABASE_URL === undefined)('Postgres goes away mid-call [postgr
 
 describe.skipIf(REDIS_URL === undefined)('Redis goes away [redis through a proxy]', () => {
   it('a login while Redis is away fails closed with "try again later" (counted in /metrics); back: the counters count again', async () => {
-    const upstream = new URL(REDIS_URL!);
-    const proxy = new FlakyProxy({ host: upstream.hostname, port: Number(upstream.port || 6379) });
-    await proxy.open();
+    const { proxy, url: proxiedUrl } = await FlakyProxy.inFrontOf(REDIS_URL!, 6379);
     cleanups.push(() => proxy.close());
-    const proxied = new URL(REDIS_URL!);
-    proxied.port = String(proxy.port);
     const prefix = `vmaccess-outage-${Date.now()}-${process.pid}:`;
-    const t = await startTestServer('pglite', { REDIS_URL: proxied.toString(), REDIS_KEY_PREFIX: prefix });
+    const t = await startTestServer('pglite', { REDIS_URL: proxiedUrl, REDIS_KEY_PREFIX: prefix });
     cleanups.push(() => t.stop());
     const target = targetOf(t);
     // Straight to Redis, not through the proxy: what the server's counters hold for 202.

@@ -23,6 +23,19 @@ export class FlakyProxy {
 
   constructor(private readonly upstream: { host: string; port: number }) {}
 
+  /**
+   * An open proxy in front of the server `url` names (at its port, or `defaultPort`), and the
+   * same URL with the proxy's port: what the code under test is given instead.
+   */
+  static async inFrontOf(url: string, defaultPort: number): Promise<{ proxy: FlakyProxy; url: string }> {
+    const upstream = new URL(url);
+    const proxy = new FlakyProxy({ host: upstream.hostname, port: Number(upstream.port || defaultPort) });
+    await proxy.open();
+    const proxied = new URL(url);
+    proxied.port = String(proxy.port);
+    return { proxy, url: proxied.toString() };
+  }
+
   async open(): Promise<void> {
     const server = createServer((downstream) => {
       const up = connect(this.upstream.port, this.upstream.host);

@@ -297,12 +297,9 @@ describe('drachtio engine limits against FakeDrachtioServer + FakeFreeSwitch', (
     if (DATABASE_URL !== undefined) {
       const db = await createPostgresTestDatabase();
       dropDb = () => db.drop();
-      const upstream = new URL(db.databaseUrl);
-      proxy = new FlakyProxy({ host: upstream.hostname, port: Number(upstream.port || 5432) });
-      await proxy.open();
-      const proxied = new URL(db.databaseUrl);
-      proxied.port = String(proxy.port);
-      store = { DATABASE_URL: proxied.toString(), PIN_PEPPER: 'drachtio-limits-pepper-0123456789' };
+      const proxied = await FlakyProxy.inFrontOf(db.databaseUrl, 5432);
+      proxy = proxied.proxy;
+      store = { DATABASE_URL: proxied.url, PIN_PEPPER: 'drachtio-limits-pepper-0123456789' };
     }
     t = await startDrachtioServer(drachtio, freeswitch, { MAX_CALLS: '1', INVITE_RATE_PER_SOURCE: '1', INVITE_BURST_PER_SOURCE: '2', ...store });
   }, 60_000);
